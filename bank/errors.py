@@ -1,0 +1,95 @@
+"""Typed errors of the ledger. Each has a stable `code` that the API, the
+admin and the tests use, and the HTTP status it maps to in one place."""
+
+
+class BankError(Exception):
+    code = "bank_error"
+    http_status = 400
+    message = "The ledger refused the request."
+
+    def __init__(self, message: str | None = None, **details):
+        self.details = details
+        super().__init__(message or self.message)
+
+    @property
+    def text(self) -> str:
+        return str(self)
+
+
+class InvalidEntry(BankError):
+    code = "invalid_entry"
+    message = "The entry is malformed."
+
+
+class InvalidAmount(BankError):
+    code = "invalid_amount"
+    message = "Amounts must be non-zero whole numbers of won."
+
+
+class UnbalancedEntry(BankError):
+    code = "unbalanced_entry"
+    message = "The postings of an entry must sum to zero in each currency."
+
+
+class CurrencyMismatch(BankError):
+    code = "currency_mismatch"
+    message = "A posting's currency differs from its account's."
+
+
+class AccountNotFound(BankError):
+    code = "account_not_found"
+    http_status = 404
+    message = "No such account."
+
+
+class AccountFrozen(BankError):
+    code = "account_frozen"
+    http_status = 403
+    message = "The account is frozen."
+
+
+class AccountClosed(BankError):
+    code = "account_closed"
+    http_status = 403
+    message = "The account is closed."
+
+
+class InsufficientFunds(BankError):
+    code = "insufficient_funds"
+    http_status = 409
+    message = "The available balance is too low."
+
+
+class IdempotencyConflict(BankError):
+    code = "idempotency_conflict"
+    http_status = 409
+    message = "This idempotency key was already used for a different request."
+
+
+class AlreadyReversed(BankError):
+    code = "already_reversed"
+    http_status = 409
+    message = "The entry has already been reversed."
+
+
+class HoldNotOpen(BankError):
+    code = "hold_not_open"
+    http_status = 409
+    message = "The hold is no longer open."
+
+
+class HoldExpired(BankError):
+    code = "hold_expired"
+    http_status = 409
+    message = "The hold has expired."
+
+
+class CaptureExceedsHold(BankError):
+    code = "capture_exceeds_hold"
+    message = "A capture may not exceed the amount held."
+
+
+class ValidatorKeyMissing(BankError):
+    code = "validator_key_missing"
+    http_status = 503
+    message = "Not enough validator keys are available to attest a block."

@@ -1,0 +1,273 @@
+"""Tables of the ledger: parties, accounts, journal entries, postings, holds,
+blocks, attestations, validator keys and the audit log.
+
+No money moves here: only bank.services writes postings and balances. Ledger
+rows hold opaque ids and hashes only, never a person's data, so erasing a
+person's profile elsewhere never breaks a hash.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ImmutableRowError(Exception):
+    """Raised when code tries to change or delete an append-only row."""
+
+
+class AppendOnlyModel(models.Model):
+    """A row that may be inserted once and never changed or deleted.
+
+    PostgreSQL enforces the same with triggers (migration 0002), so raw SQL
+    and bulk updates are refused there too.
+    """
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableRowError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRowError(f"{type(self).__name__} rows are append-only")
+
+
+class Currency(models.TextChoices):
+    KRW = "KRW", _("Korean won (bank money)")
+    BKRW = "BKRW", _("BKRW token")
+
+
+class Party(models.Model):
+    """Someone who owns accounts. `external_ref` is an opaque id; names live outside the ledger."""
+
+    class Kind(models.TextChoices):
+        PERSON = "person", _("person")
+        MERCHANT = "merchant", _("merchant")
+        BANK = "bank", _("bank")
+        CITY = "city", _("city")
+        OPERATOR = "operator", _("operator")
+        VALIDATOR = "validator", _("validator")
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    external_ref = models.CharField(max_length=64, unique=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "parties"
+
+    def __str__(self):
+        return self.display_name or self.external_ref
+
+
+class Account(models.Model):
+    """A balance in one currency.
+
+    Sign convention (one for the whole ledger): a posting's amount is positive
+    for a credit and negative for a debit, and `balance` is the sum of the
+    account's postings. A credit-normal account (liability, equity, income) such
+    as a customer's deposit or wallet therefore holds a positive balance; a
+    debit-normal one (asset, expense) such as the reserve holds a negative one.
+    `natural_balance` shows each the way an accountant reads it.
+    """
+
+    class NormalSide(models.TextChoices):
+        ASSET = "asset", _("asset")
+        LIABILITY = "liability", _("liability")
+        EQUITY = "equity", _("equity")
+        INCOME = "income", _("income")
+        EXPENSE = "expense", _("expense")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        FROZEN = "frozen", _("frozen")
+        CLOSED = "closed", _("closed")
+
+    DEBIT_NORMAL = frozenset({NormalSide.ASSET, NormalSide.EXPENSE})
+
+    owner = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="accounts")
+    code = models.CharField(max_length=64, unique=True, help_text="Stable opaque name, e.g. 'bank:reserve:KRW'.")
+    currency = models.CharField(max_length=8, choices=Currency.choices)
+    normal_side = models.CharField(max_length=16, choices=NormalSide.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    may_go_negative = models.BooleanField(
+        default=False, help_text="Off for every customer account: its available balance may not drop below zero."
+    )
+    balance = models.BigIntegerField(default=0, help_text="Cached sum of postings (credit positive).")
+    on_hold = models.BigIntegerField(default=0, help_text="Cached sum of open holds on this account.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(on_hold__gte=0), name="account_on_hold_not_negative")]
+
+    def __str__(self):
+        return self.code
+
+    @property
+    def sign(self) -> int:
+        return -1 if self.normal_side in self.DEBIT_NORMAL else 1
+
+    @property
+    def natural_balance(self) -> int:
+        return self.sign * self.balance
+
+    @property
+    def available(self) -> int:
+        """What may still be spent: natural balance less open holds."""
+        return self.natural_balance - self.on_hold
+
+
+class JournalEntry(AppendOnlyModel):
+    """One balanced transaction: two or more postings summing to zero per currency.
+
+    `hash` is the SHA-256 of the entry's canonical bytes (bank.hashing). The
+    only change ever made to a row is sealing: `block` goes from empty to the
+    block that attests it, once.
+    """
+
+    uid = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=40)
+    memo = models.CharField(max_length=200, blank=True)
+    reference = models.CharField(max_length=100, blank=True, db_index=True)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    request_hash = models.CharField(max_length=64, help_text="Digest of the request, to tell a retry from a conflict.")
+    reverses = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by")
+    created_at = models.DateTimeField()
+    hash = models.CharField(max_length=64)
+    block = models.ForeignKey("Block", on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        indexes = [
+            models.Index(fields=["block", "id"], name="entry_block_id"),
+            models.Index(fields=["id"], condition=models.Q(block__isnull=True), name="entry_unsealed"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.kind}"
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if not self._state.adding and update_fields is not None and set(update_fields) == {"block"}:
+            models.Model.save(self, *args, **kwargs)  # sealing, the one permitted change
+            return
+        super().save(*args, **kwargs)
+
+
+class Posting(AppendOnlyModel):
+    """One line of an entry: a signed amount on one account (credit positive)."""
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    currency = models.CharField(max_length=8, choices=Currency.choices)
+    amount = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="posting_amount_not_zero")]
+
+    def __str__(self):
+        return f"{self.account_id} {self.amount:+d} {self.currency}"
+
+
+class Hold(models.Model):
+    """A two-phase transfer: `amount` reserved on `account`, later captured to `destination`, voided or expired."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        CAPTURED = "captured", _("captured")
+        VOIDED = "voided", _("voided")
+        EXPIRED = "expired", _("expired")
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    destination = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="incoming_holds")
+    amount = models.BigIntegerField()
+    captured_amount = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    kind = models.CharField(max_length=40)
+    reference = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    request_hash = models.CharField(max_length=64)
+    capture_entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="captured_hold"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="hold_amount_positive")]
+        indexes = [models.Index(fields=["expires_at"], condition=models.Q(status="open"), name="hold_open_expiry")]
+
+    def __str__(self):
+        return f"hold #{self.pk} {self.amount} on {self.account_id} ({self.status})"
+
+
+class LedgerChain(models.Model):
+    """The single row sealers lock, so that two sealers never extend the chain at once."""
+
+    name = models.CharField(max_length=16, unique=True, default="main")
+
+
+class Block(models.Model):
+    """A sealed batch of entries. The header (bank.hashing.block_header_bytes) links to the previous block."""
+
+    height = models.PositiveBigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    merkle_root = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+    entry_count = models.PositiveIntegerField()
+    hash = models.CharField(max_length=64, unique=True)
+    aggregate_signature = models.CharField(max_length=192, help_text="BLS12-381 aggregate over the header, hex.")
+
+    class Meta:
+        ordering = ["height"]
+
+    def __str__(self):
+        return f"block {self.height}"
+
+
+class ValidatorKey(models.Model):
+    """A consortium member's BLS12-381 public key, registered with a proof of possession."""
+
+    name = models.CharField(max_length=40, unique=True)
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, null=True, blank=True)
+    public_key = models.CharField(max_length=96, unique=True)
+    proof_of_possession = models.CharField(max_length=192)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class BlockAttestation(AppendOnlyModel):
+    """One validator's signature over one block header."""
+
+    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="attestations")
+    validator = models.ForeignKey(ValidatorKey, on_delete=models.PROTECT, related_name="attestations")
+    signature = models.CharField(max_length=192)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["block", "validator"], name="one_attestation_per_validator")]
+
+
+class AuditEvent(AppendOnlyModel):
+    """Who did what, when, with the state before and after. Append-only."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    actor_label = models.CharField(max_length=150, help_text="Username or system job, kept if the user is renamed.")
+    action = models.CharField(max_length=60, db_index=True)
+    target_type = models.CharField(max_length=60)
+    target_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_type}#{self.target_id}"

@@ -1,0 +1,27 @@
+"""Every state change of the ledger. Only this package writes postings and balances."""
+
+from bank.services.accounts import open_account, open_party, set_account_status
+from bank.services.audit import record_audit
+from bank.services.consortium import generate_validator, register_validator
+from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
+from bank.services.posting import EntryRequest, lock_accounts, post_entries, post_entry, reverse_entry
+from bank.services.sealing import seal_pending_entries
+
+__all__ = [
+    "EntryRequest",
+    "capture_hold",
+    "expire_holds",
+    "generate_validator",
+    "lock_accounts",
+    "open_account",
+    "open_party",
+    "place_hold",
+    "post_entries",
+    "post_entry",
+    "record_audit",
+    "register_validator",
+    "reverse_entry",
+    "seal_pending_entries",
+    "set_account_status",
+    "void_hold",
+]

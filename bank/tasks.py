@@ -1,0 +1,16 @@
+"""Celery tasks of the ledger: thin, idempotent wrappers around bank.services."""
+
+from celery import shared_task
+
+from bank import services
+
+
+@shared_task
+def seal_blocks() -> list[int]:
+    """Seal every committed, unsealed entry. Two workers at once take turns on the chain row."""
+    return [block.height for block in services.seal_pending_entries()]
+
+
+@shared_task
+def expire_holds() -> int:
+    return services.expire_holds()

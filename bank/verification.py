@@ -1,0 +1,268 @@
+"""Re-derive the whole ledger from its rows and say where it stops checking out.
+
+Read-only. Entries and postings are streamed in one pass (PostgreSQL COPY, or
+a chunked cursor elsewhere), so memory stays flat as the ledger grows and
+there is never one query per entry. Other apps add their own invariants
+(the token's reserve identity) with register_check.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection
+
+from bank import bls
+from bank.hashing import ENTRY_TAG, GENESIS_PREV_HASH, block_hash, compact_json_text, epoch_micros, merkle_root
+from bank.models import Account, Block, BlockAttestation, JournalEntry
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str  # "entry", "block", "account" or a registered check's name
+    ident: str
+    message: str
+
+    def __str__(self):
+        return f"{self.kind} {self.ident}: {self.message}"
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    blocks: int = 0
+    accounts: int = 0
+    unsealed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def first_failure(self) -> Failure | None:
+        return self.failures[0] if self.failures else None
+
+
+Check = Callable[[], list[Failure]]
+_extra_checks: dict[str, Check] = {}
+
+
+def register_check(name: str, check: Check) -> None:
+    """Add an invariant verify_ledger also proves (called from an AppConfig.ready)."""
+    _extra_checks[name] = check
+
+
+Progress = Callable[[int, int], None]
+
+
+def verify_ledger(*, progress: Progress | None = None, max_failures: int = 20) -> Report:
+    """Check every entry hash, Merkle root, block link, block signature, balance
+    and registered invariant. Failures come in ledger order, so the first one
+    names the earliest entry or block that does not check out."""
+    report = Report()
+    total = JournalEntry.objects.count()
+    blocks = list(
+        Block.objects.order_by("height").values(
+            "pk", "height", "prev_hash", "merkle_root", "sealed_at", "entry_count", "hash", "aggregate_signature"
+        )
+    )
+    report.blocks = len(blocks)
+    signers = _attestations_by_block()
+
+    def fail(kind, ident, message):
+        if len(report.failures) < max_failures:
+            report.failures.append(Failure(kind, str(ident), message))
+
+    _check_chain(blocks, signers, fail)
+    by_pk = {b["pk"]: b for b in blocks}
+    seen_blocks = set()
+    done = 0
+    current_block, leaves = None, []
+    for entry_id, block_id, stored_hash, canonical, sums in _entries():
+        if block_id != current_block:
+            if current_block is not None:
+                _check_block_contents(by_pk[current_block], leaves, fail)
+                seen_blocks.add(current_block)
+            current_block, leaves = block_id, []
+        if hashlib.sha256(canonical).hexdigest() != stored_hash:
+            fail("entry", f"#{entry_id}", "hash does not match its contents (entry or postings changed)")
+        unbalanced = {c: s for c, s in sums.items() if s}
+        if unbalanced or not sums:
+            fail("entry", f"#{entry_id}", f"postings do not sum to zero: {unbalanced or 'no postings'}")
+        if block_id is None:
+            report.unsealed += 1
+        else:
+            leaves.append(bytes.fromhex(stored_hash))
+        done += 1
+        if progress and done % 10_000 == 0:
+            progress(done, total)
+    if current_block is not None:
+        _check_block_contents(by_pk[current_block], leaves, fail)
+        seen_blocks.add(current_block)
+    for block in blocks:
+        if block["pk"] not in seen_blocks:
+            fail("block", block["height"], "holds no entries")
+    report.entries = done
+    if progress:
+        progress(done, total)
+
+    report.accounts = _check_balances(fail)
+    for name, check in _extra_checks.items():
+        for failure in check():
+            fail(failure.kind or name, failure.ident, failure.message)
+    return report
+
+
+def _attestations_by_block() -> dict[int, list[tuple[str, str]]]:
+    signers: dict[int, list[tuple[str, str]]] = {}
+    rows = BlockAttestation.objects.order_by("block_id", "validator_id").values_list(
+        "block_id", "validator__public_key", "signature"
+    )
+    for block_id, public_key, signature in rows.iterator(chunk_size=5000):
+        signers.setdefault(block_id, []).append((public_key, signature))
+    return signers
+
+
+def _check_chain(blocks, signers, fail) -> None:
+    quorum = settings.LEDGER_BLOCK_QUORUM
+    prev_hash = GENESIS_PREV_HASH
+    for expected_height, block in enumerate(blocks):
+        height = block["height"]
+        if height != expected_height:
+            fail("block", height, f"height breaks the sequence (expected {expected_height})")
+        if block["prev_hash"] != prev_hash:
+            fail("block", height, "does not link to the previous block's hash")
+        digest = block_hash(
+            height=height,
+            prev_hash=block["prev_hash"],
+            merkle_root=block["merkle_root"],
+            sealed_at=block["sealed_at"],
+            entry_count=block["entry_count"],
+        )
+        if digest != block["hash"]:
+            fail("block", height, "header hash does not match its header")
+        attesters = signers.get(block["pk"], [])
+        if len(attesters) < quorum:
+            fail("block", height, f"has {len(attesters)} attestations, fewer than the quorum of {quorum}")
+        publics = [bytes.fromhex(p) for p, _ in attesters]
+        aggregate = bytes.fromhex(block["aggregate_signature"])
+        if not bls.verify_aggregate(publics, bytes.fromhex(digest), aggregate):
+            fail("block", height, "aggregate signature does not verify")
+        elif attesters and bls.aggregate([bytes.fromhex(s) for _, s in attesters]) != aggregate:
+            fail("block", height, "stored attestations do not add up to the aggregate signature")
+        prev_hash = block["hash"]
+
+
+def _check_block_contents(block, leaves, fail) -> None:
+    if len(leaves) != block["entry_count"]:
+        fail("block", block["height"], f"holds {len(leaves)} entries, header says {block['entry_count']}")
+    if merkle_root(leaves) != block["merkle_root"]:
+        fail("block", block["height"], "Merkle root does not match its entries")
+
+
+def _check_balances(fail) -> int:
+    """Cached balances against their postings, cached holds against open holds, in SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.id, a.code, a.balance, COALESCE(p.total, 0), a.on_hold, COALESCE(h.total, 0)
+            FROM bank_account a
+            LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM bank_posting GROUP BY account_id) p
+                   ON p.account_id = a.id
+            LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM bank_hold WHERE status = 'open'
+                       GROUP BY account_id) h
+                   ON h.account_id = a.id
+            WHERE a.balance <> COALESCE(p.total, 0) OR a.on_hold <> COALESCE(h.total, 0)
+            ORDER BY a.id
+            """
+        )
+        for account_id, code, balance, posted, on_hold, held in cursor.fetchall():
+            if balance != posted:
+                fail("account", f"{code} (#{account_id})", f"balance {balance} but its postings sum to {posted}")
+            if on_hold != held:
+                fail("account", f"{code} (#{account_id})", f"{on_hold} on hold but its open holds sum to {held}")
+        cursor.execute(
+            "SELECT p.entry_id, a.code FROM bank_posting p JOIN bank_account a ON a.id = p.account_id "
+            "WHERE p.currency <> a.currency ORDER BY p.entry_id"
+        )
+        for entry_id, code in cursor.fetchall():
+            fail("entry", f"#{entry_id}", f"posts in another currency than account {code}")
+    return Account.objects.count()
+
+
+# --- streaming the entries ------------------------------------------------------------------
+
+_COLUMNS = "e.id, e.block_id, e.hash, {uid}, {created}, e.kind, e.memo, e.reference, e.reverses_id, p.account_id, p.currency, p.amount"
+_FROM = " FROM bank_journalentry e LEFT JOIN bank_posting p ON p.entry_id = e.id "
+_ORDER_SEALED = " WHERE e.block_id IS NOT NULL ORDER BY e.block_id, e.id, p.id"
+_ORDER_UNSEALED = " WHERE e.block_id IS NULL ORDER BY e.id, p.id"
+
+
+def _entries() -> Iterator[tuple[int, int | None, str, bytes, dict[str, int]]]:
+    """Yield (entry id, block id, stored hash, canonical bytes, per-currency sums):
+    sealed entries by block then id, then the unsealed ones by id."""
+    rows = _rows_postgresql if connection.vendor == "postgresql" else _rows_generic
+    for where in (_ORDER_SEALED, _ORDER_UNSEALED):
+        yield from _group_entries(rows(where))
+
+
+def _group_entries(rows):
+    current = None
+    postings: list[list] = []
+    sums: dict[str, int] = {}
+    for row in rows:
+        if current is None or row[0] != current[0]:
+            if current is not None:
+                yield _finish(current, postings, sums)
+            current, postings, sums = row, [], {}
+        if row[9] is not None:
+            postings.append([row[9], row[10], row[11]])
+            sums[row[10]] = sums.get(row[10], 0) + row[11]
+    if current is not None:
+        yield _finish(current, postings, sums)
+
+
+def _finish(row, postings, sums):
+    entry_id, block_id, stored_hash, uid, created_us, kind, memo, reference, reverses_id = row[:9]
+    postings.sort()
+    # The same bytes as bank.hashing.entry_bytes, built inline: this loop runs once per entry.
+    canonical = compact_json_text([ENTRY_TAG, uid, created_us, kind, memo, reference, reverses_id, postings]).encode()
+    return entry_id, block_id, stored_hash, canonical, sums
+
+
+def _rows_postgresql(where: str):
+    sql = (
+        "COPY (SELECT "
+        + _COLUMNS.format(uid="e.uid::text", created="(EXTRACT(EPOCH FROM e.created_at) * 1000000)::bigint")
+        + _FROM
+        + where
+        + ") TO STDOUT"
+    )
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        with cursor.copy(sql) as copy:
+            copy.set_types(
+                ["int8", "int8", "text", "text", "int8", "text", "text", "text", "int8", "int8", "text", "int8"]
+            )
+            yield from copy.rows()
+
+
+def _rows_generic(where: str):
+    sql = "SELECT " + _COLUMNS.format(uid="e.uid", created="e.created_at") + _FROM + where
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(5000):
+            for row in chunk:
+                row = list(row)
+                row[3] = str(uuid.UUID(str(row[3])))
+                created = row[4]
+                if isinstance(created, str):
+                    created = datetime.fromisoformat(created)
+                if created.tzinfo is None:
+                    created = created.replace(tzinfo=UTC)
+                row[4] = epoch_micros(created)
+                yield row

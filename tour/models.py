@@ -1,0 +1,1 @@
+"""Models of the tour app: see DESIGN.md. Empty until its issue lands."""
