@@ -209,6 +209,9 @@ class LedgerChain(models.Model):
 
     name = models.CharField(max_length=16, unique=True, default="main")
 
+    def __str__(self):
+        return self.name
+
 
 class Block(models.Model):
     """A sealed batch of entries. The header (bank.hashing.block_header_bytes) links to the previous block."""
@@ -251,6 +254,9 @@ class BlockAttestation(AppendOnlyModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["block", "validator"], name="one_attestation_per_validator")]
+
+    def __str__(self):
+        return f"{self.validator_id} signed block #{self.block_id}"
 
 
 class AuditEvent(AppendOnlyModel):
