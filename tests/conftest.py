@@ -21,7 +21,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (CI does)"))
         if "redis" in item.keywords and not (has_redis and on_postgres):
             item.add_marker(
-                pytest.mark.skip(reason="needs Redis and PostgreSQL for a real Celery worker: set REDIS_URL and DATABASE_URL")
+                pytest.mark.skip(
+                    reason="needs Redis and PostgreSQL for a real Celery worker: set REDIS_URL and DATABASE_URL"
+                )
             )
 
 
