@@ -5,9 +5,7 @@ from bank.verification import verify_ledger
 
 
 def _counts():
-    return {
-        model.__name__: model.objects.count() for model in (Party, Account, JournalEntry, ValidatorKey, Block)
-    }
+    return {model.__name__: model.objects.count() for model in (Party, Account, JournalEntry, ValidatorKey, Block)}
 
 
 def test_load_demo_twice_duplicates_nothing_and_the_ledger_verifies(db, settings, tmp_path):
