@@ -93,3 +93,44 @@ class ValidatorKeyMissing(BankError):
     code = "validator_key_missing"
     http_status = 503
     message = "Not enough validator keys are available to attest a block."
+
+
+class InvalidPublicKey(BankError):
+    code = "invalid_public_key"
+    message = "The public key is not a valid secp256k1 point."
+
+
+class DeviceKeyUnknown(BankError):
+    code = "device_key_unknown"
+    http_status = 401
+    message = "No active device key with this id belongs to you."
+
+
+class SignatureMissing(BankError):
+    code = "signature_missing"
+    http_status = 401
+    message = "This request must be signed by a registered device key."
+
+
+class SignatureInvalid(BankError):
+    code = "signature_invalid"
+    http_status = 401
+    message = "The request signature does not match the device key."
+
+
+class SignatureMalleable(BankError):
+    code = "signature_malleable"
+    http_status = 401
+    message = "Only low-s signatures are accepted."
+
+
+class TimestampOutOfWindow(BankError):
+    code = "timestamp_out_of_window"
+    http_status = 401
+    message = "The signed timestamp is too far from the server's clock."
+
+
+class NonceReplayed(BankError):
+    code = "nonce_replayed"
+    http_status = 409
+    message = "This signed request was already used."

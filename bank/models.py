@@ -277,3 +277,40 @@ class AuditEvent(AppendOnlyModel):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_type}#{self.target_id}"
+
+
+class DeviceKey(models.Model):
+    """A citizen's, merchant's or sensor's secp256k1 public key. Requests that move
+    the party's money must be signed by one of its active keys."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        REVOKED = "revoked", _("revoked")
+
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="device_keys")
+    public_key = models.CharField(max_length=66, help_text="Compressed SEC1 point, hex.")
+    did = models.CharField(max_length=80, db_index=True)
+    label = models.CharField(max_length=80, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["party", "public_key"], name="one_device_key_per_party")]
+
+    def __str__(self):
+        return f"{self.label or 'device'} of {self.party_id} ({self.status})"
+
+
+class UsedNonce(models.Model):
+    """A nonce a device has signed once. The unique constraint is what refuses a replay."""
+
+    device = models.ForeignKey(DeviceKey, on_delete=models.CASCADE, related_name="used_nonces")
+    nonce = models.CharField(max_length=64)
+    used_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "nonce"], name="nonce_used_once_per_device")]
+
+    def __str__(self):
+        return f"{self.device_id}:{self.nonce}"

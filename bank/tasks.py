@@ -14,3 +14,8 @@ def seal_blocks() -> list[int]:
 @shared_task
 def expire_holds() -> int:
     return services.expire_holds()
+
+
+@shared_task
+def forget_old_nonces() -> int:
+    return services.forget_old_nonces()

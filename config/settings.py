@@ -108,6 +108,7 @@ CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_BEAT_SCHEDULE = {
     "seal-blocks": {"task": "bank.tasks.seal_blocks", "schedule": 30.0},
     "expire-holds": {"task": "bank.tasks.expire_holds", "schedule": 60.0},
+    "forget-old-nonces": {"task": "bank.tasks.forget_old_nonces", "schedule": 600.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -141,6 +142,9 @@ REST_FRAMEWORK = {
 LEDGER_VALIDATOR_KEY_DIR = Path(os.environ.get("LEDGER_VALIDATOR_KEY_DIR", BASE_DIR / "var" / "validator-keys"))
 LEDGER_BLOCK_QUORUM = int(os.environ.get("LEDGER_BLOCK_QUORUM", "3"))
 LEDGER_MAX_ENTRIES_PER_BLOCK = int(os.environ.get("LEDGER_MAX_ENTRIES_PER_BLOCK", "10000"))
+
+# Signed requests: how far a device's clock may be from ours.
+SIGNED_REQUEST_WINDOW_SECONDS = int(os.environ.get("SIGNED_REQUEST_WINDOW_SECONDS", "300"))
 
 LOGGING = {
     "version": 1,

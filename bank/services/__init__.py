@@ -4,12 +4,24 @@ from bank.services.accounts import open_account, open_party, set_account_status
 from bank.services.audit import record_audit
 from bank.services.consortium import generate_validator, register_validator
 from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
+from bank.services.identity import (
+    check_signature,
+    consume_nonce,
+    forget_old_nonces,
+    register_device_key,
+    revoke_device_key,
+)
 from bank.services.posting import EntryRequest, lock_accounts, post_entries, post_entry, reverse_entry
 from bank.services.sealing import seal_pending_entries
 
 __all__ = [
     "EntryRequest",
     "capture_hold",
+    "check_signature",
+    "consume_nonce",
+    "forget_old_nonces",
+    "register_device_key",
+    "revoke_device_key",
     "expire_holds",
     "generate_validator",
     "lock_accounts",

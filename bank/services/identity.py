@@ -1,0 +1,111 @@
+"""Device keys: registering and revoking them, and checking a signed request.
+
+check_signed_request proves the device's owner authorized exactly this request
+and consumes its nonce in the caller's transaction, so a replay is refused and
+a request that failed for another reason can be retried with a new nonce.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bank import errors, identity
+from bank.models import DeviceKey, Party, UsedNonce
+from bank.services.audit import record_audit
+
+MAX_NONCE_LENGTH = 64
+
+
+def register_device_key(*, party: Party, public_key: bytes, label: str = "") -> DeviceKey:
+    """Register a public key for a party; registering the same key again returns it."""
+    try:
+        compressed = identity.compressed_public_key(public_key)
+    except identity.MalformedKey:
+        raise errors.InvalidPublicKey()
+    device, _ = DeviceKey.objects.get_or_create(
+        party=party,
+        public_key=compressed.hex(),
+        defaults={"did": identity.did_key(compressed), "label": label[:80]},
+    )
+    if device.status != DeviceKey.Status.ACTIVE:
+        raise errors.DeviceKeyUnknown("This key was revoked; register a new one.", device=device.pk)
+    return device
+
+
+def revoke_device_key(*, actor, device: DeviceKey, reason: str) -> DeviceKey:
+    """Revoke a key (a lost phone). Audited; the key can never sign again."""
+    with transaction.atomic():
+        device = DeviceKey.objects.select_for_update().get(pk=device.pk)
+        before = device.status
+        device.status = DeviceKey.Status.REVOKED
+        device.revoked_at = device.revoked_at or timezone.now()
+        device.save(update_fields=["status", "revoked_at"])
+        record_audit(
+            actor=actor,
+            action="device_key.revoke",
+            target=device,
+            before={"status": before},
+            after={"status": device.status},
+            reason=reason,
+        )
+    return device
+
+
+def check_signature(
+    *, party: Party, device_id, method: str, path: str, body: bytes, nonce: str, timestamp, signature_hex: str
+) -> DeviceKey:
+    """Check a request's signature without consuming its nonce (see consume_nonce)."""
+    if not all([device_id, nonce, timestamp, signature_hex]):
+        raise errors.SignatureMissing()
+    device = DeviceKey.objects.filter(pk=_as_int(device_id), party=party, status=DeviceKey.Status.ACTIVE).first()
+    if device is None:
+        raise errors.DeviceKeyUnknown(device=str(device_id))
+    if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:
+        raise errors.SignatureInvalid("The nonce must be 8 to 64 characters.", field="nonce")
+    signed_at = _as_int(timestamp)
+    window = settings.SIGNED_REQUEST_WINDOW_SECONDS
+    if signed_at is None or abs(timezone.now().timestamp() - signed_at) > window:
+        raise errors.TimestampOutOfWindow(window_seconds=window)
+    try:
+        signature = bytes.fromhex(signature_hex)
+    except (ValueError, TypeError):
+        raise errors.SignatureInvalid("The signature is not hex.")
+    if len(signature) == 65 and not identity.is_low_s(signature):
+        raise errors.SignatureMalleable()
+    digest = identity.payload_digest(
+        identity.request_payload(method=method, path=path, body=body, nonce=nonce, timestamp=signed_at)
+    )
+    try:
+        signer = identity.recover_signer(digest, signature)
+    except identity.MalformedKey:
+        raise errors.SignatureInvalid()
+    if signer.hex() != device.public_key:
+        raise errors.SignatureInvalid()
+    return device
+
+
+def consume_nonce(*, device: DeviceKey, nonce: str) -> None:
+    """Mark the nonce used; a second use raises NonceReplayed. Call inside the
+    transaction that does the request's work, so a failed request frees it."""
+    try:
+        with transaction.atomic():
+            UsedNonce.objects.create(device=device, nonce=nonce, used_at=timezone.now())
+    except IntegrityError:
+        raise errors.NonceReplayed()
+
+
+def forget_old_nonces(*, now=None) -> int:
+    """Nonces older than twice the timestamp window can never be replayed (the
+    timestamp check refuses them first), so they need not be kept."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=2 * settings.SIGNED_REQUEST_WINDOW_SECONDS)
+    deleted, _ = UsedNonce.objects.filter(used_at__lt=cutoff).delete()
+    return deleted
+
+
+def _as_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
