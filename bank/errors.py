@@ -134,3 +134,14 @@ class NonceReplayed(BankError):
     code = "nonce_replayed"
     http_status = 409
     message = "This signed request was already used."
+
+
+class IdempotencyKeyRequired(BankError):
+    code = "idempotency_key_required"
+    message = "Money-moving requests need an Idempotency-Key header (1 to 100 printable characters)."
+
+
+class IdempotencyKeyReused(BankError):
+    code = "idempotency_key_reused"
+    http_status = 409
+    message = "This Idempotency-Key was already used with a different request."

@@ -314,3 +314,22 @@ class UsedNonce(models.Model):
 
     def __str__(self):
         return f"{self.device_id}:{self.nonce}"
+
+
+class StoredResponse(models.Model):
+    """The first response to a money-moving API request, replayed byte for byte
+    when the client retries with the same Idempotency-Key."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=100)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100)
+    body = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_response_per_idempotency_key")]
+
+    def __str__(self):
+        return f"{self.user_id}:{self.key} -> {self.status_code}"

@@ -28,6 +28,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """One test database per pytest process (test_<name>_<pid>), so two runs on one
+    PostgreSQL, a developer's and CI's, never drop each other's database."""
+    from django.conf import settings
+
+    for alias in settings.DATABASES.values():
+        if alias["ENGINE"].endswith("postgresql"):
+            alias.setdefault("TEST", {})["NAME"] = f"test_{alias['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
 def validator_key_material(tmp_path_factory) -> tuple[Path, list[tuple[str, bytes, bytes, bytes]]]:
     """Four validator key pairs with proofs of possession, made once per run
     (py-ecc's proof takes ~100 ms each). Secret keys are written as key files."""

@@ -1,0 +1,102 @@
+"""Idempotency-Key for money-moving POSTs, as a view mixin.
+
+The first response (a success, or a refusal the bank decided, such as
+insufficient_funds) is stored and a retry with the same key and the same
+request gets those bytes again; the same key with another request gets 409.
+Request-shape errors (bad JSON, missing fields, bad signature) are not
+stored, so the client can fix the request and retry with the key.
+
+The money itself moves at most once because the service below is given a
+key derived from this one: two concurrent retries post one entry, and the
+later writer of the stored response yields to the first.
+"""
+
+import hashlib
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from rest_framework.response import Response
+
+from bank import errors
+from bank.models import StoredResponse
+
+HEADER = "Idempotency-Key"
+
+
+class _Replay(Exception):
+    def __init__(self, stored: StoredResponse):
+        self.stored = stored
+
+
+class IdempotentPostMixin:
+    """For APIViews whose POST moves money. Use `self.idempotency_key` to key the service call."""
+
+    idempotency_key: str | None = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method != "POST":
+            return
+        key = request.headers.get(HEADER, "")
+        if not (0 < len(key) <= 100 and key.isprintable()):
+            raise errors.IdempotencyKeyRequired()
+        self.authorize_request(request)
+        self.idempotency_key = key
+        self._fingerprint = _fingerprint(request)
+        stored = StoredResponse.objects.filter(user=request.user, key=key).first()
+        if stored is not None:
+            if stored.fingerprint != self._fingerprint:
+                raise errors.IdempotencyKeyReused()
+            raise _Replay(stored)
+        self.before_first_attempt(request)
+
+    def authorize_request(self, request) -> None:
+        """Runs before the replay check (e.g. checking a signature)."""
+
+    def before_first_attempt(self, request) -> None:
+        """Runs once per key, after the replay check (e.g. consuming a signed nonce)."""
+
+    def service_key(self) -> str:
+        """The key handed to the service: scoped to the user, so users' keys never collide."""
+        return f"api:{self.request.user.pk}:{self.idempotency_key}"
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _Replay):
+            stored = exc.stored
+            response = HttpResponse(bytes(stored.body), status=stored.status_code, content_type=stored.content_type)
+            response["Idempotent-Replay"] = "true"
+            return response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        fresh = isinstance(response, Response)  # a replay is a plain HttpResponse of stored bytes
+        if fresh and request.method == "POST" and self.idempotency_key and _is_decided(response):
+            response.render()
+            try:
+                with transaction.atomic():
+                    StoredResponse.objects.create(
+                        user=request.user,
+                        key=self.idempotency_key,
+                        fingerprint=self._fingerprint,
+                        status_code=response.status_code,
+                        content_type=response["Content-Type"],
+                        body=response.content,
+                    )
+            except IntegrityError:
+                # A concurrent retry stored its answer first; answer with the same bytes.
+                stored = StoredResponse.objects.get(user=request.user, key=self.idempotency_key)
+                return HttpResponse(bytes(stored.body), status=stored.status_code, content_type=stored.content_type)
+        return response
+
+
+def _fingerprint(request) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode() + b"\n" + request.get_full_path().encode() + b"\n")
+    digest.update(request._request.body)  # the raw bytes, read before DRF parses them
+    return digest.hexdigest()
+
+
+def _is_decided(response) -> bool:
+    """A success, or a refusal by the bank's rules (a typed error), is the request's answer for good."""
+    return 200 <= response.status_code < 300 or getattr(response, "decided_by_bank", False)

@@ -1,0 +1,42 @@
+"""Signed money-moving requests, as a view mixin on top of Idempotency-Key.
+
+Headers: X-Device-Key (the device key's id), X-Nonce, X-Timestamp (Unix
+seconds) and X-Signature (hex of a 65-byte low-s recoverable secp256k1
+signature over SHA-256 of bank.identity.request_payload). The order matters:
+the signature is checked first, then a retry with the same Idempotency-Key is
+answered from the stored response (it carries the same nonce), and only a
+first attempt consumes the nonce, so a replayed signed request is refused.
+"""
+
+from bank import services
+from bank.api.idempotency import IdempotentPostMixin
+from bank.models import Party
+
+HEADERS = {
+    "device_id": "X-Device-Key",
+    "nonce": "X-Nonce",
+    "timestamp": "X-Timestamp",
+    "signature_hex": "X-Signature",
+}
+
+
+class SignedPostMixin(IdempotentPostMixin):
+    """Views implement signing_party(request): whose device keys may sign this request."""
+
+    device = None
+
+    def signing_party(self, request) -> Party:
+        raise NotImplementedError
+
+    def authorize_request(self, request) -> None:
+        values = {name: request.headers.get(header, "") for name, header in HEADERS.items()}
+        self.device = services.check_signature(
+            party=self.signing_party(request),
+            method=request.method,
+            path=request.get_full_path(),
+            body=request._request.body,
+            **values,
+        )
+
+    def before_first_attempt(self, request) -> None:
+        services.consume_nonce(device=self.device, nonce=request.headers[HEADERS["nonce"]])
