@@ -28,6 +28,8 @@ def place_hold(
     expires_at: datetime | None = None,
 ) -> Hold:
     """Reserve `amount` on `account` for a later transfer to `destination`."""
+    if type(amount) is not int or amount <= 0:  # a negative hold would shrink another hold's reservation
+        raise errors.InvalidAmount(amount=repr(amount))
     account_id = account.pk if isinstance(account, Account) else account
     destination_id = destination.pk if isinstance(destination, Account) else destination
     # Validated as the entry it will become, so a hold that could never be captured is refused now.
@@ -92,7 +94,8 @@ def capture_hold(*, hold: Hold | int, amount: int | None = None, memo: str = "")
                 kind=hold.kind,
                 memo=memo,
                 reference=hold.reference,
-                idempotency_key=f"hold:{hold.pk}:capture",
+                # No idempotency key: the hold row, locked and moved out of "open"
+                # in this transaction, is what makes a second capture impossible.
             )
         )
         accounts = lock_accounts(checked.account_ids)
@@ -138,6 +141,8 @@ def _lock_open_hold(hold: Hold | int) -> Hold:
     locked = Hold.objects.select_for_update().filter(pk=hold_id).first()
     if locked is None:
         raise errors.InvalidEntry("No such hold.", hold=hold_id)
+    if locked.status == Hold.Status.EXPIRED:  # the same answer before and after expire_holds ran
+        raise errors.HoldExpired(hold=hold_id)
     if locked.status != Hold.Status.OPEN:
         raise errors.HoldNotOpen(hold=hold_id, status=locked.status)
     return locked
