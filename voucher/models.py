@@ -1,1 +1,543 @@
-"""Models of the voucher app: see DESIGN.md. Empty until its issue lands."""
+"""Tables of the token: wallets and their lots, merchants, voucher programs with
+their dated rules, and the records of every money movement (top-ups, benefits,
+payments, refunds, transfers, redemptions).
+
+No money moves here and no balance is stored here: every lot is its own BKRW
+ledger account, so the ledger stays the one source of balances. Only
+voucher.services changes these rows, and only through bank.services.post_entry.
+"""
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from bank.models import Account, JournalEntry, Party
+
+BASIS_POINTS = 10_000  # rates are whole basis points (1000 = 10%), so bonus arithmetic stays in integers
+
+
+class KycTier(models.TextChoices):
+    NAMED = "named", _("named (verified)")
+    ANONYMOUS = "anonymous", _("anonymous")
+
+
+class District(models.TextChoices):
+    """Busan's 15 districts (gu) and one county (gun)."""
+
+    JUNG = "jung", _("Jung-gu")
+    SEO = "seo", _("Seo-gu")
+    DONG = "dong", _("Dong-gu")
+    YEONGDO = "yeongdo", _("Yeongdo-gu")
+    BUSANJIN = "busanjin", _("Busanjin-gu")
+    DONGNAE = "dongnae", _("Dongnae-gu")
+    NAM = "nam", _("Nam-gu")
+    BUK = "buk", _("Buk-gu")
+    HAEUNDAE = "haeundae", _("Haeundae-gu")
+    SAHA = "saha", _("Saha-gu")
+    GEUMJEONG = "geumjeong", _("Geumjeong-gu")
+    GANGSEO = "gangseo", _("Gangseo-gu")
+    YEONJE = "yeonje", _("Yeonje-gu")
+    SUYEONG = "suyeong", _("Suyeong-gu")
+    SASANG = "sasang", _("Sasang-gu")
+    GIJANG = "gijang", _("Gijang-gun")
+
+
+class MerchantCategory(models.TextChoices):
+    RESTAURANT = "restaurant", _("restaurant")
+    CAFE = "cafe", _("cafe")
+    FISH_MARKET = "fish_market", _("fish market")
+    GROCERY = "grocery", _("grocery")
+    BOOKSTORE = "bookstore", _("bookstore")
+    ATTRACTION = "attraction", _("attraction")
+    LODGING = "lodging", _("lodging")
+    TOUR_OPERATOR = "tour_operator", _("tour operator")
+    PHARMACY = "pharmacy", _("pharmacy")
+    RETAIL = "retail", _("retail shop")
+    WHOLESALE = "wholesale", _("wholesale supplier")
+    DEPARTMENT_STORE = "department_store", _("department store")
+    LARGE_MART = "large_mart", _("large mart")
+    FRANCHISE_DIRECT = "franchise_direct", _("large company's directly run store")
+    GAMBLING = "gambling", _("gambling")
+    ADULT_ENTERTAINMENT = "adult_entertainment", _("adult entertainment")
+
+
+# The local-currency ordinance keeps these out of purpose-bound money, so a new
+# program excludes them unless staff decide otherwise. Plain paid-in tokens are
+# accepted at every registered merchant.
+LARGE_STORE_CATEGORIES = (
+    MerchantCategory.DEPARTMENT_STORE,
+    MerchantCategory.LARGE_MART,
+    MerchantCategory.FRANCHISE_DIRECT,
+    MerchantCategory.GAMBLING,
+    MerchantCategory.ADULT_ENTERTAINMENT,
+)
+
+
+def default_excluded_categories() -> list[str]:
+    return [str(category) for category in LARGE_STORE_CATEGORIES]
+
+
+class Wallet(models.Model):
+    """A citizen's (or tourist's) token wallet. Its balance is the sum of its lots' ledger accounts."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        FROZEN = "frozen", _("frozen")
+
+    owner = models.OneToOneField(Party, on_delete=models.PROTECT, related_name="wallet")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet"
+    )
+    deposit_account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", help_text="The owner's KRW bank deposit account."
+    )
+    kyc_tier = models.CharField(max_length=12, choices=KycTier.choices, default=KycTier.NAMED)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"wallet #{self.pk} ({self.owner})"
+
+
+class Merchant(models.Model):
+    """A registered shop. Only registered, active merchants may receive the token."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        FROZEN = "frozen", _("frozen")
+
+    party = models.OneToOneField(Party, on_delete=models.PROTECT, related_name="merchant")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="merchant"
+    )
+    name = models.CharField(max_length=200)
+    business_registration_number = models.CharField(
+        max_length=12, unique=True, help_text="Korean business registration number, 123-45-67890."
+    )
+    category = models.CharField(max_length=24, choices=MerchantCategory.choices)
+    district = models.CharField(max_length=12, choices=District.choices)
+    annual_revenue = models.BigIntegerField(help_text="Last year's revenue in won; decides bonus tiers.")
+    settlement_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    token_account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="merchant")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    onboarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(annual_revenue__gte=0), name="merchant_revenue_not_negative")]
+
+    def __str__(self):
+        return f"{self.name} ({self.business_registration_number})"
+
+
+class VoucherProgram(models.Model):
+    """Purpose-bound money: who pays for it, how much one person may get, where it may be spent, and until when."""
+
+    class Kind(models.TextChoices):
+        TOPUP_BONUS = "topup_bonus", _("bonus on top-up")
+        CASHBACK = "cashback", _("cashback on payment")
+        GRANT = "grant", _("fixed grant")
+        REWARD = "reward", _("reward")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        PENDING_APPROVAL = "pending_approval", _("pending approval")
+        ACTIVE = "active", _("active")
+        CLOSED = "closed", _("closed")
+
+    BONUS_KINDS = (Kind.TOPUP_BONUS, Kind.CASHBACK)  # computed from a dated rule, never issued by hand
+    ISSUED_KINDS = (Kind.GRANT, Kind.REWARD)  # issued by staff or another app through issue_voucher
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    funder_account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", help_text="KRW budget account that backs every issue."
+    )
+    face_value = models.BigIntegerField(null=True, blank=True, help_text="Default amount of one grant or reward.")
+    per_person_monthly_cap = models.BigIntegerField(
+        null=True, blank=True, help_text="Benefit won per person per month."
+    )
+    per_person_total_cap = models.BigIntegerField(null=True, blank=True, help_text="Benefit won per person, ever.")
+    budget = models.BigIntegerField(help_text="Total benefit won this program may ever issue.")
+    issued_total = models.BigIntegerField(default=0, help_text="Benefit won issued so far, kept under the row lock.")
+    expires_on = models.DateField(null=True, blank=True, help_text="Fixed expiry date of every lot issued.")
+    valid_days = models.PositiveIntegerField(null=True, blank=True, help_text="Or: lots expire N days after issue.")
+    eligible_categories = models.JSONField(default=list, blank=True, help_text="Empty: every category.")
+    excluded_categories = models.JSONField(default=default_excluded_categories, blank=True)
+    eligible_districts = models.JSONField(default=list, blank=True, help_text="Empty: all of Busan.")
+    max_merchant_annual_revenue = models.BigIntegerField(null=True, blank=True)
+    is_transferable = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    editors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="+", blank=True, help_text="Everyone who made or changed it."
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(expires_on__isnull=False) & Q(valid_days__isnull=True))
+                | (Q(expires_on__isnull=True) & Q(valid_days__isnull=False)),
+                name="program_one_expiry_rule",
+            ),
+            models.CheckConstraint(
+                condition=Q(issued_total__gte=0) & Q(issued_total__lte=models.F("budget")),
+                name="program_within_budget",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def lot_expiry(self, issued_on: date) -> date:
+        return self.expires_on if self.expires_on else issued_on + timedelta(days=self.valid_days)
+
+    def is_eligible_at(self, merchant: Merchant) -> bool:
+        if merchant.category in self.excluded_categories:
+            return False
+        if self.eligible_categories and merchant.category not in self.eligible_categories:
+            return False
+        if self.eligible_districts and merchant.district not in self.eligible_districts:
+            return False
+        ceiling = self.max_merchant_annual_revenue
+        return ceiling is None or merchant.annual_revenue <= ceiling
+
+    @property
+    def budget_left(self) -> int:
+        return self.budget - self.issued_total
+
+
+class ProgramRule(models.Model):
+    """A bonus program's rates from `effective_from` on, until the next rule.
+
+    A change is a new row with a later date, never an edit, so a past month's
+    benefits can always be re-derived from the rule that applied then.
+    """
+
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="rules")
+    effective_from = models.DateField()
+    rate_bp = models.PositiveIntegerField(default=0, help_text="Top-up bonus rate, basis points (1000 = 10%).")
+    monthly_base_limit = models.BigIntegerField(
+        null=True, blank=True, help_text="Won of top-up (or spending) a month that earns a bonus."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["program", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["program", "effective_from"], name="one_rule_per_program_and_day")
+        ]
+
+    def __str__(self):
+        return f"{self.program} from {self.effective_from}"
+
+    def rate_for(self, merchant: Merchant | None) -> int:
+        """The rate in basis points: by the merchant's revenue tier when the rule has tiers."""
+        tiers = list(self.tiers.all())
+        if merchant is None or not tiers:
+            return self.rate_bp
+        for tier in sorted(tiers, key=lambda t: (t.max_annual_revenue is None, t.max_annual_revenue or 0)):
+            if tier.max_annual_revenue is None or merchant.annual_revenue <= tier.max_annual_revenue:
+                return tier.rate_bp
+        return 0  # above the last ceiling: payment allowed, no bonus
+
+
+class RuleTier(models.Model):
+    """One revenue band of a rule: merchants with annual revenue up to the ceiling earn `rate_bp`."""
+
+    rule = models.ForeignKey(ProgramRule, on_delete=models.CASCADE, related_name="tiers")
+    max_annual_revenue = models.BigIntegerField(null=True, blank=True, help_text="Empty: no ceiling.")
+    rate_bp = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["rule", "max_annual_revenue"]
+
+    def __str__(self):
+        ceiling = "no ceiling" if self.max_annual_revenue is None else f"<= {self.max_annual_revenue:,}"
+        return f"{self.rate_bp / 100:g}% ({ceiling})"
+
+
+class WalletLimitRule(models.Model):
+    """Holding and spending limits from `effective_from` on (a new row for a change, never an edit)."""
+
+    effective_from = models.DateField(unique=True)
+    named_max_balance = models.BigIntegerField()
+    anonymous_max_balance = models.BigIntegerField()
+    per_payment_limit = models.BigIntegerField()
+    daily_payment_limit = models.BigIntegerField()
+    redeem_min_used_percent = models.PositiveSmallIntegerField(help_text="Share of paid-in money used before cash-out.")
+    plain_lot_valid_days = models.PositiveIntegerField(help_text="Validity of paid-in tokens.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-effective_from"]
+
+    def __str__(self):
+        return f"wallet limits from {self.effective_from}"
+
+
+class Lot(models.Model):
+    """Tokens of one wallet that share a program (or none: paid-in) and an expiry date.
+
+    Each lot is its own BKRW ledger account, so its balance is the ledger's.
+    `funder_account` is where its KRW goes back when it expires: the program's
+    budget, or for paid-in tokens the owner's own deposit account.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        EXPIRED = "expired", _("expired (swept)")
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="lots")
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, null=True, blank=True, related_name="lots")
+    expires_on = models.DateField(help_text="Spendable through this day, Asia/Seoul.")
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="lot")
+    funder_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    expired_amount = models.BigIntegerField(default=0)
+    expiry_entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="expired_lot"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["wallet", "program", "expires_on"],
+                condition=Q(status="active", program__isnull=False),
+                name="one_active_program_lot_per_expiry",
+            ),
+            models.UniqueConstraint(
+                fields=["wallet", "expires_on"],
+                condition=Q(status="active", program__isnull=True),
+                name="one_active_plain_lot_per_expiry",
+            ),
+        ]
+        indexes = [models.Index(fields=["expires_on"], condition=Q(status="active"), name="lot_active_expiry")]
+
+    def __str__(self):
+        return f"lot #{self.pk} {self.program or 'paid-in'} until {self.expires_on}"
+
+    @property
+    def balance(self) -> int:
+        return self.account.balance  # credit-normal: the posted balance is what the holder has
+
+    @property
+    def is_paid_in(self) -> bool:
+        return self.program_id is None
+
+    def is_expired_on(self, day: date) -> bool:
+        return self.status == self.Status.EXPIRED or self.expires_on < day
+
+
+class TopUp(models.Model):
+    """KRW from the owner's deposit into the reserve, the same BKRW minted into a paid-in lot."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="topups")
+    amount = models.BigIntegerField()
+    bonus_amount = models.BigIntegerField(default=0)
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="topup")
+    idempotency_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="one_topup_per_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="topup_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"top-up #{self.pk} {self.amount:,} won"
+
+
+class Payment(models.Model):
+    """A citizen's payment at a merchant: one ledger entry debiting one or more lots."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="payments")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payments")
+    amount = models.BigIntegerField()
+    refunded_amount = models.BigIntegerField(default=0)
+    reference = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=64)
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="payment")
+    cashback_amount = models.BigIntegerField(default=0)
+    cashback_lot = models.ForeignKey(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    cashback_clawed_back = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="one_payment_per_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+                name="payment_refund_within_amount",
+            ),
+        ]
+        indexes = [models.Index(fields=["wallet", "created_at"], name="payment_wallet_day")]
+
+    def __str__(self):
+        return f"payment #{self.pk} {self.amount:,} won"
+
+    @property
+    def refundable(self) -> int:
+        return self.amount - self.refunded_amount
+
+
+class PaymentLot(models.Model):
+    """How much of a payment came from one lot, read back from the entry's postings."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="lots")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    refunded_amount = models.BigIntegerField(default=0)
+    spend_order = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["payment", "spend_order"]
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "lot"], name="one_row_per_payment_lot"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+                name="payment_lot_refund_within_amount",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.amount:,} won from lot #{self.lot_id}"
+
+
+class Refund(models.Model):
+    """A whole or partial refund of a payment, back to the lots it came from."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.BigIntegerField()
+    to_funder_amount = models.BigIntegerField(default=0, help_text="Part that went back to funders (expired lots).")
+    cashback_clawed_back = models.BigIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=64)
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="refund")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "idempotency_key"], name="one_refund_per_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"refund #{self.pk} {self.amount:,} won of payment #{self.payment_id}"
+
+
+class Benefit(models.Model):
+    """One benefit issued under a program: a bonus, a cashback, a grant or a reward.
+
+    `base_amount` is the top-up or spending that earned it (zero for grants);
+    monthly caps are sums over these rows under the program's row lock.
+    """
+
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="benefits")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="benefits")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    base_amount = models.BigIntegerField(default=0)
+    month = models.DateField(help_text="First day of the Asia/Seoul month it counts against.")
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="benefits")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    idempotency_key = models.CharField(max_length=64, blank=True, default="", help_text="Set for grants and rewards.")
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="one_issue_per_program_key",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="benefit_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["program", "wallet", "month"], name="benefit_person_month")]
+
+    def __str__(self):
+        return f"{self.program}: {self.amount:,} won"
+
+
+class Transfer(models.Model):
+    """Person to person, transferable lots only; each lot keeps its program and expiry at the receiver."""
+
+    from_wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="transfers_out")
+    to_wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="transfers_in")
+    amount = models.BigIntegerField()
+    idempotency_key = models.CharField(max_length=64, blank=True, default="")
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="transfer")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["from_wallet", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="one_transfer_per_key",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"transfer #{self.pk} {self.amount:,} won"
+
+
+class MerchantPayment(models.Model):
+    """A merchant paying another (a supplier) with the BKRW it holds, instead of settling it."""
+
+    payer = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payments_out")
+    payee = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payments_in")
+    amount = models.BigIntegerField()
+    reference = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=64)
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="merchant_payment")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payer", "idempotency_key"], name="one_merchant_payment_per_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="merchant_payment_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"merchant payment #{self.pk} {self.amount:,} won"
+
+
+class Redemption(models.Model):
+    """Cash-out of a wallet's unused paid-in tokens: BKRW burned, KRW back to the deposit account."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="redemptions")
+    amount = models.BigIntegerField()
+    paid_in = models.BigIntegerField(help_text="Paid-in total the used share was measured against.")
+    idempotency_key = models.CharField(max_length=64)
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="redemption")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="one_redemption_per_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="redemption_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"redemption #{self.pk} {self.amount:,} won"

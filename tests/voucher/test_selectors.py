@@ -1,0 +1,36 @@
+from datetime import date
+
+from tests.factories.voucher import citizen, grant_lot, merchant, program, wallet_with_tokens
+from voucher import services
+from voucher.models import VoucherProgram
+from voucher.selectors import benefits_this_month, lots_of, spendable_at, wallet_balance
+
+
+def test_a_wallet_shows_its_total_its_lots_and_what_a_merchant_accepts(db):
+    wallet = wallet_with_tokens(10_000)
+    relief = grant_lot(wallet, 5_000, valid_days=30, eligible_categories=["grocery"])
+    grocer, bookshop = merchant(category="grocery"), merchant(category="bookstore")
+    assert wallet_balance(wallet) == 15_000
+    assert [(lot.program_id, lot.balance) for lot in lots_of(wallet)] == [(relief.pk, 5_000), (None, 10_000)]
+    at_grocer = spendable_at(wallet, grocer)
+    assert at_grocer.total == 15_000 and [lot.program_id for lot in at_grocer.lots] == [relief.pk, None]
+    assert spendable_at(wallet, bookshop).total == 10_000
+
+
+def test_an_empty_wallet_is_zero(db):
+    assert wallet_balance(citizen()) == 0
+
+
+def test_benefits_this_month_shows_caps_used_and_left(db):
+    cashback = program(
+        kind=VoucherProgram.Kind.CASHBACK,
+        valid_days=1825,
+        per_person_monthly_cap=30_000,
+        rules=[{"effective_from": date(2026, 1, 1), "monthly_base_limit": 500_000, "tiers": [(None, 1000)]}],
+    )
+    wallet = wallet_with_tokens(200_000)
+    services.pay(wallet=wallet, merchant=merchant(), amount=200_000, idempotency_key="p")
+    summary = benefits_this_month(wallet, cashback)
+    assert summary["benefit_used"] == 20_000 and summary["benefit_left"] == 10_000
+    assert summary["base_used"] == 200_000 and summary["base_left"] == 300_000
+    assert summary["budget_left"] == cashback.budget - 20_000

@@ -1,0 +1,41 @@
+"""Every state change of the token. Money moves only through bank.services.post_entry
+and post_entries; nothing here writes a posting or a balance itself."""
+
+from voucher.services.expiry import ExpiryResult, expire_lots
+from voucher.services.issuance import issue_voucher
+from voucher.services.merchants import onboard_merchant, set_merchant_status
+from voucher.services.payments import pay, pay_merchant
+from voucher.services.programs import (
+    add_program_rule,
+    approve_program,
+    close_program,
+    create_program,
+    submit_program,
+    update_program,
+)
+from voucher.services.refunds import refund_payment
+from voucher.services.topups import redeem, top_up
+from voucher.services.transfers import transfer
+from voucher.services.wallets import open_wallet, set_wallet_status
+
+__all__ = [
+    "ExpiryResult",
+    "add_program_rule",
+    "approve_program",
+    "close_program",
+    "create_program",
+    "expire_lots",
+    "issue_voucher",
+    "onboard_merchant",
+    "open_wallet",
+    "pay",
+    "pay_merchant",
+    "redeem",
+    "refund_payment",
+    "set_merchant_status",
+    "set_wallet_status",
+    "submit_program",
+    "top_up",
+    "transfer",
+    "update_program",
+]

@@ -1,0 +1,113 @@
+"""Benefits under a program: which dated rule applies, how much of a person's
+monthly cap and the program's budget is left, and recording what was issued.
+
+Callers hold the program's row lock (and the wallet's): that is what keeps
+the budget and every person's cap from being overrun by concurrent requests.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Sum
+
+from bank.models import JournalEntry
+from voucher.clock import month_start
+from voucher.models import BASIS_POINTS, Benefit, Lot, Merchant, Payment, ProgramRule, VoucherProgram, Wallet
+
+
+def rule_on(program: VoucherProgram, day: date) -> ProgramRule | None:
+    """The rule in force on `day`: the latest one that started on or before it."""
+    return (
+        ProgramRule.objects.filter(program=program, effective_from__lte=day)
+        .order_by("-effective_from")
+        .prefetch_related("tiers")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    month_amount: int  # benefit won this month
+    month_base: int  # top-up or spending won that earned a bonus this month
+    total_amount: int  # benefit won ever
+
+
+def usage(program: VoucherProgram, wallet: Wallet, day: date) -> Usage:
+    rows = Benefit.objects.filter(program=program, wallet=wallet)
+    month = rows.filter(month=month_start(day)).aggregate(amount=Sum("amount"), base=Sum("base_amount"))
+    total = rows.aggregate(amount=Sum("amount"))["amount"] if program.per_person_total_cap is not None else 0
+    return Usage(month_amount=month["amount"] or 0, month_base=month["base"] or 0, total_amount=total or 0)
+
+
+def person_room(program: VoucherProgram, used: Usage) -> int | None:
+    """Benefit won the person may still get, or None when the program has no per-person cap."""
+    rooms = []
+    if program.per_person_monthly_cap is not None:
+        rooms.append(program.per_person_monthly_cap - used.month_amount)
+    if program.per_person_total_cap is not None:
+        rooms.append(program.per_person_total_cap - used.total_amount)
+    return max(0, min(rooms)) if rooms else None
+
+
+@dataclass(frozen=True)
+class Bonus:
+    program: VoucherProgram
+    amount: int
+    base: int
+
+
+def bonus_for(
+    *,
+    program: VoucherProgram,
+    rule: ProgramRule | None,
+    wallet: Wallet,
+    base: int,
+    merchant: Merchant | None,
+    day: date,
+) -> Bonus:
+    """The bonus `base` won of top-up (merchant None) or spending earns under
+    `rule` (the one of `day`, from rule_on), within the monthly base limit, the
+    person's caps and the budget. When the budget is used up the bonus is
+    zero: the top-up or payment itself still goes through."""
+    rate = rule.rate_for(merchant) if rule else 0
+    if rate <= 0 or base <= 0:
+        return Bonus(program, 0, 0)
+    used = usage(program, wallet, day)
+    counted = base
+    if rule.monthly_base_limit is not None:
+        counted = max(0, min(base, rule.monthly_base_limit - used.month_base))
+    amount = counted * rate // BASIS_POINTS  # whole won, rounded down in the citizen's disfavour by < 1 won
+    room = person_room(program, used)
+    amount = min(amount, program.budget_left, amount if room is None else room)
+    return Bonus(program, max(0, amount), counted)
+
+
+def record_benefit(
+    *,
+    program: VoucherProgram,
+    wallet: Wallet,
+    lot: Lot,
+    amount: int,
+    base: int,
+    day: date,
+    entry: JournalEntry,
+    payment: Payment | None = None,
+    idempotency_key: str | None = None,
+    issued_by=None,
+) -> Benefit:
+    """Count an issued benefit against the budget and the person's caps. Must
+    run under the program's row lock, in the transaction of its ledger entry."""
+    program.issued_total += amount
+    program.save(update_fields=["issued_total"])
+    return Benefit.objects.create(
+        program=program,
+        wallet=wallet,
+        lot=lot,
+        amount=amount,
+        base_amount=base,
+        month=month_start(day),
+        entry=entry,
+        payment=payment,
+        idempotency_key=idempotency_key or "",
+        issued_by=issued_by if getattr(issued_by, "pk", None) else None,
+    )

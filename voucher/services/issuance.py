@@ -1,0 +1,93 @@
+"""Issuing grants and rewards: BKRW minted into a program lot, backed by KRW
+from the program's funder, never past the budget or the person's caps."""
+
+from django.db import transaction
+
+from bank import errors as bank_errors
+from bank.services import lock_accounts, post_entry
+from voucher import errors
+from voucher.clock import seoul_today
+from voucher.limits import limits_on
+from voucher.models import Benefit, VoucherProgram, Wallet
+from voucher.selectors import wallet_balance
+from voucher.services.benefits import person_room, record_benefit, usage
+from voucher.services.common import (
+    Lines,
+    check_amount,
+    check_key,
+    check_wallet_active,
+    ledger_key,
+    lock_programs,
+    lock_wallets,
+    token_accounts,
+)
+from voucher.services.lots import find_lot, lot_for
+
+
+def issue_voucher(
+    *,
+    program: VoucherProgram,
+    wallet: Wallet,
+    amount: int | None = None,
+    idempotency_key: str,
+    issued_by=None,
+) -> Benefit:
+    """Issue a grant or reward of `amount` (default: the program's face value) to `wallet`.
+
+    The idempotency key is the program's: a safety report accepted twice, or a
+    staff click sent twice, issues once.
+    """
+    if amount is None:
+        amount = program.face_value
+    check_amount(amount)
+    check_key(idempotency_key)
+    with transaction.atomic():
+        wallet = lock_wallets(wallet)[wallet.pk]
+        [program] = lock_programs([program.pk])
+        earlier = Benefit.objects.filter(program=program, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            if (earlier.wallet_id, earlier.amount) != (wallet.pk, amount):
+                raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, benefit=earlier.pk)
+            return earlier
+        if program.kind not in VoucherProgram.ISSUED_KINDS:
+            raise errors.ProgramKindMismatch(program=program.code, kind=program.kind)
+        day = seoul_today()
+        expires_on = program.lot_expiry(day)
+        if program.status != VoucherProgram.Status.ACTIVE or expires_on < day:
+            raise errors.ProgramNotActive(program=program.code, status=program.status)
+        check_wallet_active(wallet)
+        room = person_room(program, usage(program, wallet, day))
+        if room is not None and amount > room:
+            raise errors.OverPersonCap(program=program.code, left=room, requested=amount)
+        if amount > program.budget_left:
+            raise errors.BudgetExhausted(program=program.code, left=program.budget_left, requested=amount)
+        limits = limits_on(day)
+        balance = wallet_balance(wallet)
+        if balance + amount > limits.max_balance(wallet.kyc_tier):
+            raise errors.OverWalletLimit(limit=limits.max_balance(wallet.kyc_tier), balance=balance, requested=amount)
+
+        tokens = token_accounts()
+        existing = find_lot(wallet=wallet, program=program, expires_on=expires_on)
+        lock_accounts(
+            [program.funder_account_id, tokens.reserve.pk, tokens.issuance.pk]
+            + ([existing.account_id] if existing else [])
+        )
+        lot = existing or lot_for(wallet=wallet, program=program, expires_on=expires_on)
+        lines = Lines()
+        lines.mint(tokens=tokens, krw_from=program.funder_account_id, to=lot.account_id, amount=amount)
+        entry = post_entry(
+            lines=lines.as_list(),
+            kind=f"voucher_{program.kind}",
+            idempotency_key=ledger_key("issue", program.pk, idempotency_key),
+        )
+        return record_benefit(
+            program=program,
+            wallet=wallet,
+            lot=lot,
+            amount=amount,
+            base=0,
+            day=day,
+            entry=entry,
+            idempotency_key=idempotency_key,
+            issued_by=issued_by,
+        )

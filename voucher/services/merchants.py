@@ -1,0 +1,114 @@
+"""Merchant onboarding and freezing, by staff, audited."""
+
+import re
+
+from django.db import transaction
+
+from bank.models import Account, Currency, Party
+from bank.services import open_account, open_party, record_audit, set_account_status
+from voucher import errors
+from voucher.models import District, Merchant, MerchantCategory
+from voucher.services.common import lock_merchant, require_staff
+
+_BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
+
+
+def normalize_brn(number: str) -> str:
+    """A Korean business registration number as 123-45-67890, its check digit verified."""
+    digits = re.sub(r"[\s-]", "", number) if isinstance(number, str) else ""
+    if not re.fullmatch(r"\d{10}", digits):
+        raise errors.InvalidMerchant(
+            "A business registration number has 10 digits.", field="business_registration_number"
+        )
+    if int(digits[9]) != brn_check_digit(digits[:9]):
+        raise errors.InvalidMerchant("The check digit does not match.", field="business_registration_number")
+    return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
+
+
+def brn_check_digit(first_nine: str) -> int:
+    values = [int(d) for d in first_nine]
+    total = sum(v * w for v, w in zip(values, _BRN_WEIGHTS, strict=True)) + values[8] * 5 // 10
+    return (10 - total % 10) % 10
+
+
+def onboard_merchant(
+    *,
+    actor,
+    business_registration_number: str,
+    name: str,
+    category: str,
+    district: str,
+    annual_revenue: int,
+    settlement_account: Account | None = None,
+    user=None,
+) -> Merchant:
+    """Register a merchant: its party, a BKRW token account and a KRW settlement account."""
+    require_staff(actor)
+    brn = normalize_brn(business_registration_number)
+    if category not in MerchantCategory.values:
+        raise errors.InvalidMerchant(f"Unknown category {category!r}.", field="category")
+    if district not in District.values:
+        raise errors.InvalidMerchant(f"Unknown district {district!r}.", field="district")
+    if type(annual_revenue) is not int or annual_revenue < 0:
+        raise errors.InvalidMerchant("Annual revenue is a whole number of won.", field="annual_revenue")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise errors.InvalidMerchant("A name of at most 200 characters is required.", field="name")
+    digits = brn.replace("-", "")
+    with transaction.atomic():
+        if Merchant.objects.filter(business_registration_number=brn).exists():
+            raise errors.MerchantAlreadyRegistered(business_registration_number=brn)
+        party = open_party(kind=Party.Kind.MERCHANT, external_ref=f"merchant:{digits}")
+        if settlement_account is None:
+            settlement_account = open_account(
+                owner=party, code=f"krw:settlement:{digits}", currency="KRW", normal_side=Account.NormalSide.LIABILITY
+            )
+        if settlement_account.currency != Currency.KRW:
+            raise errors.InvalidMerchant("The settlement account must be a KRW account.", field="settlement_account")
+        token_account = open_account(
+            owner=party, code=f"voucher:merchant:{digits}", currency="BKRW", normal_side=Account.NormalSide.LIABILITY
+        )
+        merchant = Merchant.objects.create(
+            party=party,
+            user=user,
+            name=name.strip(),
+            business_registration_number=brn,
+            category=category,
+            district=district,
+            annual_revenue=annual_revenue,
+            settlement_account=settlement_account,
+            token_account=token_account,
+            onboarded_by=actor,
+        )
+        record_audit(
+            actor=actor,
+            action="merchant.onboard",
+            target=merchant,
+            after={"category": category, "district": district, "annual_revenue": annual_revenue},
+        )
+    return merchant
+
+
+def set_merchant_status(*, actor, merchant: Merchant, status: str, reason: str) -> Merchant:
+    """Freeze or unfreeze a merchant. Its token account is frozen in the ledger
+    too, so a payment already past the merchant check is still refused under lock."""
+    require_staff(actor)
+    if status not in Merchant.Status.values:
+        raise errors.InvalidRequest(f"Unknown status {status!r}.", field="status")
+    if not isinstance(reason, str) or not reason.strip():
+        raise errors.InvalidRequest("A reason is required.", field="reason")
+    with transaction.atomic():
+        merchant = lock_merchant(merchant)
+        before = merchant.status
+        merchant.status = status
+        merchant.save(update_fields=["status"])
+        ledger_status = Account.Status.FROZEN if status == Merchant.Status.FROZEN else Account.Status.ACTIVE
+        set_account_status(actor=actor, account=merchant.token_account_id, status=ledger_status, reason=reason)
+        record_audit(
+            actor=actor,
+            action=f"merchant.{status}",
+            target=merchant,
+            before={"status": before},
+            after={"status": status},
+            reason=reason,
+        )
+    return merchant
