@@ -1,5 +1,6 @@
 """The token's part of the Busan demo: five voucher programs, merchants across
-Busan, citizens with deposits, top-ups, grants and a few payments.
+Busan, citizens with deposits, top-ups, grants and a few payments, and the
+logins (with API tokens) of the citizens and of every merchant's owner.
 
 Idempotent: programs, merchants and people are found by stable codes before
 they are made, and every money movement carries a stable idempotency key, so
@@ -10,11 +11,12 @@ caller's business).
 from datetime import date
 
 from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
 
 from bank.models import Account, Party
 from bank.services import open_account, open_party, post_entry
 from voucher import services
-from voucher.models import Merchant, Payment, VoucherProgram, Wallet
+from voucher.models import Merchant, MerchantMember, Payment, VoucherProgram, Wallet
 from voucher.services.merchants import brn_check_digit
 
 STAFF = ("demo-maker", "demo-checker", "demo-officer")
@@ -101,6 +103,10 @@ MERCHANTS = [
 ]
 
 CITIZENS = 20
+# Demo logins for the wallet API (reads need only the token; money-moving
+# requests also need a device key the app registers with POST /api/v1/devices/).
+CITIZEN_PASSWORD = "busan-citizen-2026"
+MERCHANT_PASSWORD = "busan-merchant-2026"
 ANONYMOUS = {17, 18, 19}
 # (citizen, merchant, amount): spends paid-in tokens, grants and tour vouchers where each is eligible.
 PAYMENTS = [
@@ -171,6 +177,18 @@ def load_voucher_demo(stdout) -> None:
     cashback = sum(p.cashback_amount for p in Payment.objects.filter(idempotency_key__startswith="demo:pay:"))
     stdout.write(f"  payments: {len(payments)} (cashback {cashback:,} won), 1 refund, 1 merchant-to-merchant")
 
+    citizen_token = _token(wallets[0].user)
+    stdout.write(
+        f"  citizen login: {wallets[0].user.username} / {CITIZEN_PASSWORD} (API token {citizen_token}); "
+        f"citizen01 to citizen{CITIZENS:02d} share the password"
+    )
+    first = merchants[MERCHANTS[0][0]]
+    owner = first.members.get(role=MerchantMember.Role.OWNER).user
+    stdout.write(
+        f"  merchant login: {owner.username} / {MERCHANT_PASSWORD} ({first.name}, owner; API token {_token(owner)}); "
+        f"every merchant has <short name>-owner, {MERCHANTS[0][0]} also {MERCHANTS[0][0]}-clerk"
+    )
+
 
 def _staff():
     User = get_user_model()
@@ -182,6 +200,18 @@ def _staff():
             user.save(update_fields=["password"])
         users.append(user)
     return users
+
+
+def _login(username: str, password: str):
+    user, created = get_user_model().objects.get_or_create(username=username)
+    if created:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    return user
+
+
+def _token(user) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
 
 
 def _fund(account: Account, cash: Account, amount: int, key: str) -> None:
@@ -210,17 +240,22 @@ def _merchant(index: int, short: str, spec: tuple, officer) -> Merchant:
     name, category, district, revenue = spec
     first_nine = f"6178{index + 1:05d}"
     number = first_nine + str(brn_check_digit(first_nine))
-    existing = Merchant.objects.filter(business_registration_number__in=[number, _dashed(number)]).first()
-    if existing:
-        return existing
-    return services.onboard_merchant(
-        actor=officer,
-        business_registration_number=number,
-        name=name,
-        category=category,
-        district=district,
-        annual_revenue=revenue,
-    )
+    merchant = Merchant.objects.filter(business_registration_number__in=[number, _dashed(number)]).first()
+    if merchant is None:
+        merchant = services.onboard_merchant(
+            actor=officer,
+            business_registration_number=number,
+            name=name,
+            category=category,
+            district=district,
+            annual_revenue=revenue,
+        )
+    owner = _login(f"{short}-owner", MERCHANT_PASSWORD)
+    services.add_merchant_member(actor=officer, merchant=merchant, user=owner, role=MerchantMember.Role.OWNER)
+    if index == 0:
+        clerk = _login(f"{short}-clerk", MERCHANT_PASSWORD)
+        services.add_merchant_member(actor=owner, merchant=merchant, user=clerk, role=MerchantMember.Role.CLERK)
+    return merchant
 
 
 def _dashed(number: str) -> str:
@@ -230,7 +265,8 @@ def _dashed(number: str) -> str:
 def _citizen(index: int, cash: Account) -> Wallet:
     party = open_party(kind=Party.Kind.PERSON, external_ref=f"demo:citizen:{index:02d}", display_name="")
     tier = "anonymous" if index in ANONYMOUS else "named"
-    wallet = services.open_wallet(owner=party, kyc_tier=tier)
+    user = _login(f"citizen{index + 1:02d}", CITIZEN_PASSWORD)
+    wallet = services.open_wallet(owner=party, kyc_tier=tier, user=user)
     _fund(wallet.deposit_account, cash, 1_000_000 + index * 50_000, f"demo:deposit:{index}")
     return wallet
 

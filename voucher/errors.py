@@ -123,3 +123,37 @@ class MerchantAlreadyRegistered(VoucherError):
     code = "merchant_already_registered"
     http_status = 409
     message = "A merchant with this business registration number is already registered."
+
+
+class PaymentRequestInvalid(VoucherError):
+    code = "payment_request_invalid"
+    message = "The payment request is not one this merchant signed (malformed, altered or unknown)."
+
+
+class PaymentRequestExpired(VoucherError):
+    code = "payment_request_expired"
+    http_status = 409
+    message = "The payment request has expired; ask the merchant for a new one."
+
+
+class PaymentRequestUsed(VoucherError):
+    code = "payment_request_used"
+    http_status = 409
+    message = "The payment request has already been paid."
+
+
+class PaymentCodeInvalid(VoucherError):
+    code = "payment_code_invalid"
+    message = "The payment code is not one the wallet's device signed (malformed, altered or unknown)."
+
+
+class PaymentCodeExpired(VoucherError):
+    code = "payment_code_expired"
+    http_status = 409
+    message = "The payment code has expired; ask the customer to show a new one."
+
+
+class PaymentCodeUsed(VoucherError):
+    code = "payment_code_used"
+    http_status = 409
+    message = "The payment code has already been used."

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from bank.models import Account, JournalEntry, Party
+from bank.models import Account, DeviceKey, JournalEntry, Party
 
 BASIS_POINTS = 10_000  # rates are whole basis points (1000 = 10%), so bonus arithmetic stays in integers
 
@@ -110,9 +110,6 @@ class Merchant(models.Model):
         FROZEN = "frozen", _("frozen")
 
     party = models.OneToOneField(Party, on_delete=models.PROTECT, related_name="merchant")
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="merchant"
-    )
     name = models.CharField(max_length=200)
     business_registration_number = models.CharField(
         max_length=12, unique=True, help_text="Korean business registration number, 123-45-67890."
@@ -133,6 +130,27 @@ class Merchant(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.business_registration_number})"
+
+
+class MerchantMember(models.Model):
+    """A login that acts for a merchant: its owner or a clerk at the till.
+
+    One merchant per login for now (a OneToOne on the user); a chain owner with
+    several shops would relax this to a foreign key. The merchant portal decides
+    what each role may do; the wallet API lets both take payments and refund.
+    """
+
+    class Role(models.TextChoices):
+        OWNER = "owner", _("owner")
+        CLERK = "clerk", _("clerk")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="merchant_membership")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="members")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.CLERK)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.user} ({self.role} of {self.merchant})"
 
 
 class VoucherProgram(models.Model):
@@ -541,3 +559,38 @@ class Redemption(models.Model):
 
     def __str__(self):
         return f"redemption #{self.pk} {self.amount:,} won"
+
+
+class PaymentRequest(models.Model):
+    """A merchant-presented QR payment request: amount, reference and expiry,
+    signed by one of the merchant's device keys (voucher.payment_codes has the
+    signed message and the payload format). Paid once, by whoever scans it first."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        PAID = "paid", _("paid")
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payment_requests")
+    device = models.ForeignKey(DeviceKey, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    reference = models.CharField(max_length=100, blank=True)
+    nonce = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    signature = models.CharField(max_length=130, help_text="Hex of the merchant device's recoverable signature.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="payment_request"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "nonce"], name="one_payment_request_per_nonce"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_request_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"payment request #{self.pk} {self.amount:,} won"

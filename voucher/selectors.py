@@ -6,10 +6,11 @@ Balances come from the ledger accounts behind the lots, never from a copy.
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import QuerySet, Sum
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
-from voucher.clock import seoul_today
-from voucher.models import Lot, Merchant, VoucherProgram, Wallet
+from bank.models import JournalEntry, Posting
+from voucher.clock import day_bounds, seoul_today
+from voucher.models import Benefit, Lot, Merchant, Payment, VoucherProgram, Wallet
 from voucher.services.benefits import person_room, rule_on, usage
 from voucher.services.lots import eligible_at, live_lots, spend_order
 
@@ -58,3 +59,111 @@ def benefits_this_month(wallet: Wallet, program: VoucherProgram, day: date | Non
         "base_left": None if base_limit is None else max(0, base_limit - used.month_base),
         "budget_left": program.budget_left,
     }
+
+
+# --- for the wallet API ------------------------------------------------------------------------
+
+# What a citizen calls each kind of ledger entry that touches their wallet.
+HISTORY_KINDS = {
+    "top_up": "voucher_topup",
+    "payment": "voucher_payment",
+    "refund": "voucher_refund",
+    "transfer_in": "voucher_transfer",
+    "transfer_out": "voucher_transfer",
+    "grant": "voucher_grant",
+    "reward": "voucher_reward",
+    "redemption": "voucher_redeem",
+    "expiry": "voucher_expiry",
+}
+_ENTRY_KIND_NAMES = {entry_kind: name for name, entry_kind in HISTORY_KINDS.items() if not name.startswith("transfer")}
+
+
+def history_kind(entry: JournalEntry) -> str:
+    """The citizen's name for an entry of wallet_history (which annotates `net`)."""
+    if entry.kind == "voucher_transfer":
+        return "transfer_out" if entry.net < 0 else "transfer_in"
+    return _ENTRY_KIND_NAMES.get(entry.kind, entry.kind)
+
+
+def wallet_history(
+    wallet: Wallet, *, kind: str | None = None, since: date | None = None, until: date | None = None
+) -> QuerySet[JournalEntry]:
+    """Ledger entries that changed the wallet, newest first, each annotated with
+    `net` (the change of the wallet's balance, won) and with the payment,
+    top-up, refund, transfer and benefit rows it made already fetched. `since`
+    and `until` are Seoul days, both included; `kind` is a HISTORY_KINDS key."""
+    lot_postings = Posting.objects.filter(account__lot__wallet=wallet)
+    net = lot_postings.filter(entry=OuterRef("pk")).values("entry").annotate(net=Sum("amount")).values("net")
+    # A refund to lots that have all expired goes to their funder: it touches no lot, yet is the citizen's.
+    entries = JournalEntry.objects.filter(
+        Q(pk__in=lot_postings.values("entry_id")) | Q(refund__payment__wallet=wallet)
+    ).annotate(net=Subquery(net))
+    if kind is not None:
+        entries = entries.filter(kind=HISTORY_KINDS[kind])
+        if kind == "transfer_in":
+            entries = entries.filter(net__gt=0)
+        elif kind == "transfer_out":
+            entries = entries.filter(net__lt=0)
+    if since is not None:
+        entries = entries.filter(created_at__gte=day_bounds(since)[0])
+    if until is not None:
+        entries = entries.filter(created_at__lt=day_bounds(until)[1])
+    return (
+        entries.select_related("payment__merchant", "topup", "refund__payment__merchant", "transfer", "redemption")
+        .prefetch_related(
+            Prefetch(
+                "benefits", queryset=Benefit.objects.filter(wallet=wallet).select_related("program").order_by("pk")
+            )
+        )
+        .order_by("-pk")
+    )
+
+
+def merchant_payments(merchant: Merchant, *, since: date | None = None, until: date | None = None) -> QuerySet[Payment]:
+    """The merchant's payments, newest first, with their refunds."""
+    payments = Payment.objects.filter(merchant=merchant)
+    if since is not None:
+        payments = payments.filter(created_at__gte=day_bounds(since)[0])
+    if until is not None:
+        payments = payments.filter(created_at__lt=day_bounds(until)[1])
+    return payments.select_related("merchant").prefetch_related("refunds").order_by("-pk")
+
+
+def merchant_directory(*, category: str | None = None, district: str | None = None) -> QuerySet[Merchant]:
+    """Active merchants a citizen may pay, by name."""
+    merchants = Merchant.objects.filter(status=Merchant.Status.ACTIVE)
+    if category:
+        merchants = merchants.filter(category=category)
+    if district:
+        merchants = merchants.filter(district=district)
+    return merchants.order_by("name", "pk")
+
+
+def programs_for_wallet(wallet: Wallet, day: date | None = None) -> QuerySet[VoucherProgram]:
+    """Active programs the wallet can use: bonus programs (they apply by
+    themselves) and programs whose unexpired lots it holds, with `my_balance`."""
+    day = day or seoul_today()
+    live = Q(lots__wallet=wallet, lots__status=Lot.Status.ACTIVE, lots__expires_on__gte=day)
+    return (
+        VoucherProgram.objects.filter(status=VoucherProgram.Status.ACTIVE)
+        .annotate(my_balance=Sum("lots__account__balance", filter=live, default=0))
+        .filter(Q(kind__in=VoucherProgram.BONUS_KINDS) | Q(my_balance__gt=0))
+        .order_by("pk")
+    )
+
+
+def programs_for_merchant(merchant: Merchant) -> list[VoucherProgram]:
+    """Active programs whose money may be spent at (or whose cashback is earned at) the merchant."""
+    active = VoucherProgram.objects.filter(status=VoucherProgram.Status.ACTIVE).order_by("pk")
+    return [program for program in active if program.is_eligible_at(merchant)]
+
+
+def wallet_benefits(wallet: Wallet, day: date | None = None) -> list[dict]:
+    """benefits_this_month for every active program that gives the wallet
+    something: the bonus programs, and any that issued to it."""
+    day = day or seoul_today()
+    issued = Benefit.objects.filter(wallet=wallet).values("program_id")
+    programs = VoucherProgram.objects.filter(status=VoucherProgram.Status.ACTIVE).filter(
+        Q(kind__in=VoucherProgram.BONUS_KINDS) | Q(pk__in=issued)
+    )
+    return [benefits_this_month(wallet, program, day) for program in programs.order_by("pk")]

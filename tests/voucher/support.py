@@ -1,7 +1,11 @@
-"""Assertions the voucher tests share."""
+"""Assertions and helpers the voucher tests share."""
 
+import threading
 from datetime import datetime, time, timedelta
 
+from django.db import connections
+
+from bank.errors import BankError
 from bank.models import Account, JournalEntry, Posting
 from bank.verification import verify_ledger
 from voucher.clock import SEOUL, seoul_today
@@ -36,3 +40,27 @@ def assert_ledger_ok() -> None:
 def after_days(days: int) -> datetime:
     """An instant `days` Seoul days from today (1 a.m.), for sweeping lots as if time had passed."""
     return datetime.combine(seoul_today() + timedelta(days=days), time(1), tzinfo=SEOUL)
+
+
+def race(calls):
+    """Run the calls at once; return each one's result or error code."""
+    barrier = threading.Barrier(len(calls))
+    outcomes = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            outcomes[index] = call()
+        except BankError as error:
+            outcomes[index] = error.code
+        except Exception as error:  # surfaced in the assertion message, with which call it was
+            outcomes[index] = f"call {index}: {error!r}"
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

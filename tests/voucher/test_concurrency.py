@@ -1,44 +1,17 @@
 """Real races on PostgreSQL: threads started together at a barrier, each with its own connection."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connections
 
-from bank.errors import BankError
 from bank.models import JournalEntry
 from tests.factories.voucher import citizen, grant_lot, merchant, program, wallet_with_tokens
-from tests.voucher.support import after_days, assert_ledger_ok, natural
+from tests.voucher.support import after_days, assert_ledger_ok, natural, race
 from voucher import services
 from voucher.models import Benefit, Lot, Payment, VoucherProgram
 from voucher.selectors import wallet_balance
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(calls):
-    """Run the calls at once; return each one's result or error code."""
-    barrier = threading.Barrier(len(calls))
-    outcomes = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            outcomes[index] = call()
-        except BankError as error:
-            outcomes[index] = error.code
-        except Exception as error:  # surfaced in the assertion message, with which call it was
-            outcomes[index] = f"call {index}: {error!r}"
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 def test_thirty_concurrent_payments_of_1000_from_10000_exactly_ten_succeed():

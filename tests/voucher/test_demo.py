@@ -1,10 +1,12 @@
 import io
 
+from rest_framework.test import APIClient
+
 from bank.models import Account, JournalEntry
 from bank.services import seal_pending_entries
 from tests.voucher.support import assert_ledger_ok
-from voucher.demo import load_voucher_demo
-from voucher.models import Benefit, Lot, Merchant, Payment, ProgramRule, VoucherProgram, Wallet
+from voucher.demo import CITIZEN_PASSWORD, MERCHANT_PASSWORD, load_voucher_demo
+from voucher.models import Benefit, Lot, Merchant, MerchantMember, Payment, ProgramRule, VoucherProgram, Wallet
 
 
 def _counts():
@@ -33,3 +35,30 @@ def test_the_voucher_demo_seals_into_attested_blocks_when_validators_exist(valid
     assert seal_pending_entries()
     assert JournalEntry.objects.filter(block__isnull=True).count() == 0
     assert_ledger_ok()
+
+
+def test_demo_citizens_and_merchants_log_in_to_the_wallet_api_without_a_device_key(db):
+    # given the demo, loaded twice
+    out = io.StringIO()
+    load_voucher_demo(io.StringIO())
+    load_voucher_demo(out)
+    # then it names the logins, and a login's password gets its token
+    text = out.getvalue()
+    assert f"citizen login: citizen01 / {CITIZEN_PASSWORD}" in text
+    assert f"merchant login: milmyeon-owner / {MERCHANT_PASSWORD}" in text
+    client = APIClient()
+    for username, password, path in (
+        ("citizen01", CITIZEN_PASSWORD, "/api/v1/wallet/"),
+        ("citizen20", CITIZEN_PASSWORD, "/api/v1/wallet/history/"),
+        ("milmyeon-owner", MERCHANT_PASSWORD, "/api/v1/merchant/payments/"),
+        ("milmyeon-clerk", MERCHANT_PASSWORD, "/api/v1/merchant/"),
+    ):
+        token = client.post("/api/v1/auth/token/", {"username": username, "password": password}, format="json")
+        assert token.status_code == 200, username
+        if username in {"citizen01", "milmyeon-owner"}:
+            assert token.json()["token"] in text
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.json()['token']}")
+        assert client.get(path).status_code == 200, path
+        client.credentials()
+    assert Wallet.objects.filter(user__isnull=True).count() == 0
+    assert MerchantMember.objects.count() == Merchant.objects.count() + 1

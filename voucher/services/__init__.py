@@ -3,7 +3,7 @@ and post_entries; nothing here writes a posting or a balance itself."""
 
 from voucher.services.expiry import ExpiryResult, expire_lots
 from voucher.services.issuance import issue_voucher
-from voucher.services.merchants import onboard_merchant, set_merchant_status
+from voucher.services.merchants import add_merchant_member, onboard_merchant, set_merchant_status
 from voucher.services.payments import pay, pay_merchant
 from voucher.services.programs import (
     add_program_rule,
@@ -13,6 +13,13 @@ from voucher.services.programs import (
     submit_program,
     update_program,
 )
+from voucher.services.qr_payments import (
+    charge_payment_code,
+    create_payment_request,
+    pay_payment_request,
+    read_payment_request,
+    request_payload,
+)
 from voucher.services.refunds import refund_payment
 from voucher.services.topups import redeem, top_up
 from voucher.services.transfers import transfer
@@ -20,7 +27,10 @@ from voucher.services.wallets import open_wallet, set_wallet_status
 
 __all__ = [
     "ExpiryResult",
+    "add_merchant_member",
     "add_program_rule",
+    "charge_payment_code",
+    "create_payment_request",
     "approve_program",
     "close_program",
     "create_program",
@@ -30,8 +40,11 @@ __all__ = [
     "open_wallet",
     "pay",
     "pay_merchant",
+    "pay_payment_request",
+    "read_payment_request",
     "redeem",
     "refund_payment",
+    "request_payload",
     "set_merchant_status",
     "set_wallet_status",
     "submit_program",

@@ -2,7 +2,7 @@
 token's own ledger accounts, and building mint and burn lines.
 
 Lock order, the same in every service so two of them never wait on each
-other in a cycle: Payment row -> Wallet rows -> Merchant row -> VoucherProgram
+other in a cycle: PaymentRequest row -> Payment row -> Wallet rows -> Merchant row -> VoucherProgram
 rows -> Lot rows (each kind by primary key) -> ledger accounts, all in one
 bank lock_accounts call (by account id). An account created in the same
 transaction may join later: no one else can see it, so it never waits.

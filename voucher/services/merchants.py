@@ -1,4 +1,4 @@
-"""Merchant onboarding and freezing, by staff, audited."""
+"""Merchant onboarding, its logins (owner and clerks), and freezing, by staff, audited."""
 
 import re
 
@@ -7,7 +7,7 @@ from django.db import transaction
 from bank.models import Account, Currency, Party
 from bank.services import open_account, open_party, record_audit, set_account_status
 from voucher import errors
-from voucher.models import District, Merchant, MerchantCategory
+from voucher.models import District, Merchant, MerchantCategory, MerchantMember
 from voucher.services.common import lock_merchant, require_staff
 
 _BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
@@ -42,7 +42,8 @@ def onboard_merchant(
     settlement_account: Account | None = None,
     user=None,
 ) -> Merchant:
-    """Register a merchant: its party, a BKRW token account and a KRW settlement account."""
+    """Register a merchant: its party, a BKRW token account and a KRW settlement account.
+    `user`, if given, becomes the merchant's owner login."""
     require_staff(actor)
     brn = normalize_brn(business_registration_number)
     if category not in MerchantCategory.values:
@@ -69,7 +70,6 @@ def onboard_merchant(
         )
         merchant = Merchant.objects.create(
             party=party,
-            user=user,
             name=name.strip(),
             business_registration_number=brn,
             category=category,
@@ -85,7 +85,31 @@ def onboard_merchant(
             target=merchant,
             after={"category": category, "district": district, "annual_revenue": annual_revenue},
         )
+        if user is not None:
+            add_merchant_member(actor=actor, merchant=merchant, user=user, role=MerchantMember.Role.OWNER)
     return merchant
+
+
+def add_merchant_member(*, actor, merchant: Merchant, user, role: str) -> MerchantMember:
+    """Let `user` act for `merchant` as its owner or a clerk. Staff, or the
+    merchant's owner, may do it. Safe to run again with the same role; a login
+    already acting for another merchant, or in another role, is refused."""
+    if role not in MerchantMember.Role.values:
+        raise errors.InvalidRequest(f"Unknown role {role!r}.", field="role")
+    is_owner = MerchantMember.objects.filter(
+        user_id=getattr(actor, "pk", None), merchant=merchant, role=MerchantMember.Role.OWNER
+    ).exists()
+    if not is_owner:
+        require_staff(actor)
+    with transaction.atomic():
+        member, created = MerchantMember.objects.get_or_create(user=user, defaults={"merchant": merchant, "role": role})
+        if (member.merchant_id, member.role) != (merchant.pk, role):
+            raise errors.InvalidRequest("This login already acts for a merchant.", field="user", member=member.pk)
+        if created:
+            record_audit(
+                actor=actor, action="merchant.add_member", target=merchant, after={"user": user.pk, "role": role}
+            )
+    return member
 
 
 def set_merchant_status(*, actor, merchant: Merchant, status: str, reason: str) -> Merchant:

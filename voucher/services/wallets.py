@@ -11,13 +11,19 @@ from voucher.services.common import lock_wallets, require_staff
 
 def open_wallet(*, owner: Party, kyc_tier: str = KycTier.NAMED, deposit_account: Account | None = None, user=None):
     """The owner's wallet, opened with its KRW deposit account if it has none.
-    Safe to run again: an owner has one wallet, which is returned as it is."""
+    Safe to run again: an owner has one wallet, which is returned as it is
+    (given a `user`, a wallet with no login yet gets that one)."""
     if owner.kind != Party.Kind.PERSON:
         raise errors.InvalidRequest("Only a person holds a wallet; merchants hold a token account.", field="owner")
     if kyc_tier not in KycTier.values:
         raise errors.InvalidRequest(f"Unknown KYC tier {kyc_tier!r}.", field="kyc_tier")
     existing = Wallet.objects.filter(owner=owner).first()
     if existing is not None:
+        if user is not None and existing.user_id != user.pk:
+            if existing.user_id is not None:
+                raise errors.InvalidRequest("The wallet already belongs to another login.", field="user")
+            Wallet.objects.filter(pk=existing.pk, user=None).update(user=user)
+            existing.refresh_from_db()
         return existing
     if deposit_account is None:
         deposit_account = open_account(

@@ -1,0 +1,245 @@
+"""Run every benchmark, print the table, merge the figures into bench/results.json.
+
+Figures that are compared are measured in the same run, one right after the
+other, because the machine they run on is shared and its speed drifts:
+pgbench at 1 client, then the ledger at 1 client; pgbench at 4 clients, the
+ledger at 4 clients, batches at 4 clients, and pgbench at 4 clients again
+(the two pgbench runs are averaged).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench import pgbench
+from bench.clients import Job, run_clients
+from bench.fixtures import open_funded_accounts
+from bench.ledgers import cached, ensure_ledger
+from bench.scratch import Missing, Server, django_database, migrate
+from bench.verify import floor, verify_in_child
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+DEFAULT_SECONDS = 20
+POSTING_ACCOUNTS = 20_000
+CLIENTS = 4
+BIG_LEDGER, SMALL_LEDGER = 1_000_000, 100_000
+GROUPS = ("posting", "verify")
+
+# figure -> (unit, target); a target reads "higher is better" for >= and lower for <=.
+FIGURES = {
+    "pgbench_tps_c1": ("tx/s", ""),
+    "ledger_single_transfers_per_s_c1": ("transfers/s", ""),
+    "ledger_single_vs_pgbench_c1": ("ratio", ">= 0.5"),
+    "pgbench_tps_c4": ("tx/s", ""),
+    "ledger_single_transfers_per_s_c4": ("transfers/s", ""),
+    "ledger_single_vs_pgbench_c4": ("ratio", ">= 0.5"),
+    "ledger_batch_transfers_per_s_c4": ("transfers/s", ""),
+    "ledger_batch_vs_pgbench_c4": ("ratio", ">= 5"),
+    "ledger_hot_account_transfers_per_s_c4": ("transfers/s", ""),
+    "verify_floor_seconds_1m": ("s", ""),
+    "verify_seconds_1m": ("s", ""),
+    "verify_vs_floor": ("ratio", "<= 2"),
+    "verify_peak_mb_100k": ("MB RSS", "flat"),
+    "verify_peak_mb_1m": ("MB RSS", "flat"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=GROUPS, action="append", help="run one group (repeatable); default: all")
+    parser.add_argument("--rebuild-ledgers", action="store_true", help="build the cached verify ledgers again")
+    args = parser.parse_args(argv)
+    groups = args.only or list(GROUPS)
+    try:
+        seconds = _bench_seconds()
+        server = Server.from_environment()
+        if "posting" in groups:
+            pgbench.require()
+    except Missing as missing:
+        print(f"bench: cannot run.\n{missing}", file=sys.stderr)
+        return 2
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.DEBUG = False  # DEBUG=1 only supplies the development secret key; no query log while timing
+    print(
+        f"bench: PostgreSQL {_server_version(server)} at DATABASE_URL, {os.cpu_count()} CPUs, {seconds} s per timed run"
+    )
+    started = time.perf_counter()
+    figures: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    if "posting" in groups:
+        _posting(server, seconds, figures, notes)
+    if "verify" in groups:
+        _verify(server, seconds, args.rebuild_ledgers, figures, notes)
+    _print_table(figures, notes)
+    _merge_results(figures)
+    print(
+        f"bench: done in {time.perf_counter() - started:.0f} s; figures merged into {RESULTS.relative_to(Path.cwd())}"
+    )
+    return 0
+
+
+def _bench_seconds() -> int:
+    raw = os.environ.get("BENCH_SECONDS", "")
+    if not raw:
+        return DEFAULT_SECONDS
+    if not raw.isdigit() or int(raw) < 1:
+        raise Missing(f"BENCH_SECONDS must be a whole number of seconds >= 1, not {raw!r}.")
+    return int(raw)
+
+
+def _server_version(server: Server) -> str:
+    with server.admin() as conn:
+        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+
+def _step(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+# --- the posting service against pgbench ---------------------------------------------------
+
+
+def _posting(server: Server, seconds: int, figures: dict, notes: dict) -> None:
+    scratch = f"{server.name}_bench"
+    print(f"posting: scratch database {scratch} (created fresh), pgbench scale {pgbench.SCALE}")
+    server.create_fresh(scratch)
+    pgbench.initialize(server, scratch)
+    with django_database(scratch):
+        migrate()
+        accounts = tuple(open_funded_accounts(POSTING_ACCOUNTS))
+        hot = accounts[0]
+    url = server.url_for(scratch)
+    share = len(accounts) // CLIENTS
+
+    def ledger(kind: str, clients: int, partitioned: bool = False, run_seconds: float = seconds) -> float:
+        jobs = [
+            Job(
+                kind=kind,
+                accounts=accounts[i * share : (i + 1) * share] if partitioned else accounts,
+                hot_account=hot,
+                seconds=run_seconds,
+            )
+            for i in range(clients)
+        ]
+        result = run_clients(url, jobs)
+        client_us, backend_us = result.cpu_us_per_transfer()
+        split = f"CPU/transfer: client {client_us:.0f} us" + (
+            f", PostgreSQL backend {backend_us:.0f} us" if backend_us is not None else ""
+        )
+        _step(f"ledger {kind} x{clients}: {result.transfers_per_second:,.0f} transfers/s ({split})")
+        return result.transfers_per_second
+
+    def bench_tps(clients: int, threads: int) -> float:
+        tps = pgbench.tps(server, scratch, clients=clients, threads=threads, seconds=seconds)
+        _step(f"pgbench -c {clients} -j {threads} -T {seconds}: {tps:,.0f} tps")
+        return tps
+
+    figures["pgbench_tps_c1"] = bench_tps(1, 1)
+    figures["ledger_single_transfers_per_s_c1"] = ledger("single", 1)
+    first_c4 = bench_tps(CLIENTS, 2)
+    figures["ledger_single_transfers_per_s_c4"] = ledger("single", CLIENTS)
+    figures["ledger_batch_transfers_per_s_c4"] = ledger("batch", CLIENTS, partitioned=True)
+    figures["pgbench_tps_c4"] = (first_c4 + bench_tps(CLIENTS, 2)) / 2
+    figures["ledger_hot_account_transfers_per_s_c4"] = ledger("hot", CLIENTS, run_seconds=max(1, seconds / 2))
+
+    figures["ledger_single_vs_pgbench_c1"] = figures["ledger_single_transfers_per_s_c1"] / figures["pgbench_tps_c1"]
+    figures["ledger_single_vs_pgbench_c4"] = figures["ledger_single_transfers_per_s_c4"] / figures["pgbench_tps_c4"]
+    figures["ledger_batch_vs_pgbench_c4"] = figures["ledger_batch_transfers_per_s_c4"] / figures["pgbench_tps_c4"]
+    notes["pgbench_tps_c4"] = "mean of the runs before and after the ledger's"
+    notes["ledger_single_transfers_per_s_c4"] = f"random pairs of {len(accounts):,} accounts"
+    notes["ledger_batch_transfers_per_s_c4"] = f"1,000 per transaction; each client its own {share:,} accounts"
+    notes["ledger_hot_account_transfers_per_s_c4"] = "every transfer pays one account"
+    server.drop(scratch)
+
+
+# --- verify_ledger against its floor -------------------------------------------------------
+
+
+def _verify(server: Server, seconds: int, rebuild: bool, figures: dict, notes: dict) -> None:
+    big = BIG_LEDGER
+    if seconds < DEFAULT_SECONDS and not rebuild and (reason := cached(server, BIG_LEDGER)) is not None:
+        big = SMALL_LEDGER
+        print(
+            f"verify: BENCH_SECONDS={seconds} and no reusable 1M-entry ledger ({reason}): timing the "
+            f"{SMALL_LEDGER:,}-entry ledger instead, so the *_1m figures are not written (a full run builds "
+            "and caches the 1M ledger)"
+        )
+    ledgers = {}
+    for entries in sorted({SMALL_LEDGER, big}):
+        dbname, how = ensure_ledger(server, entries, rebuild=rebuild)
+        print(f"verify: ledger of {entries:,} entries in {dbname} ({how})")
+        ledgers[entries] = dbname
+
+    dbname = ledgers[big]
+    floor(server, dbname)  # once to warm the caches, so every timing reads from memory
+    before = floor(server, dbname)
+    _step(
+        f"floor, one COPY of every entry and posting row + SHA-256 ({before.megabytes:,.0f} MB): {before.seconds:.2f} s"
+    )
+    checked = _checked(server, dbname)
+    after = floor(server, dbname)
+    _step(f"floor again: {after.seconds:.2f} s")
+    floor_seconds = (before.seconds + after.seconds) / 2
+    figures["verify_vs_floor"] = checked.seconds / floor_seconds
+    notes["verify_vs_floor"] = f"{big:,} entries; floor = mean of the runs before and after"
+    if big == BIG_LEDGER:
+        figures["verify_seconds_1m"] = checked.seconds
+        figures["verify_floor_seconds_1m"] = floor_seconds
+        figures["verify_peak_mb_1m"] = checked.peak_rss_mb
+    small = checked if big == SMALL_LEDGER else _checked(server, ledgers[SMALL_LEDGER])
+    figures["verify_peak_mb_100k"] = small.peak_rss_mb
+    if checked.peak_is_verify_only:
+        notes["verify_peak_mb_100k"] = notes["verify_peak_mb_1m"] = "peak RSS while verifying (high-water mark reset)"
+
+
+def _checked(server: Server, dbname: str):
+    checked = verify_in_child(server, dbname)
+    backend = f", its PostgreSQL backend {checked.backend_cpu_seconds:.2f} s" if checked.backend_cpu_seconds else ""
+    _step(
+        f"verify_ledger on {checked.entries:,} entries ({checked.blocks} blocks): {checked.seconds:.2f} s "
+        f"(CPU: Python {checked.cpu_seconds:.2f} s{backend}); RSS {checked.baseline_rss_mb or 0:.0f} MB at start, "
+        f"peak {checked.peak_rss_mb:.0f} MB"
+    )
+    if not checked.ok:
+        raise SystemExit(f"bench: verify_ledger failed on the benchmark ledger {dbname}: {checked.first_failure}")
+    return checked
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def _print_table(figures: dict, notes: dict) -> None:
+    rows = [("figure", "value", "unit", "target", "note")]
+    for name, (unit, target) in FIGURES.items():
+        if name in figures:
+            value = figures[name]
+            shown = f"{value:,.2f}" if unit in ("ratio", "s") else f"{value:,.0f}"
+            rows.append((name, shown, unit, target, notes.get(name, "")))
+    width = [max(len(row[column]) for row in rows) for column in range(4)]
+    print()
+    for index, (name, value, unit, target, note) in enumerate(rows):
+        line = f"{name:<{width[0]}}  {value:>{width[1]}}  {unit:<{width[2]}}  {target:<{width[3]}}  {note}"
+        print(line.rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in width) + "  ----")
+    print()
+
+
+def _merge_results(figures: dict) -> None:
+    try:
+        results = json.loads(RESULTS.read_text())
+        if not isinstance(results, dict):
+            results = {}
+    except (FileNotFoundError, ValueError):
+        results = {}
+    results.update({name: round(value, 3) for name, value in figures.items()})
+    RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""The wallet API (/api/v1/) for citizens and merchants: parse, call one service or selector, render."""

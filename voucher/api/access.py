@@ -1,0 +1,84 @@
+"""Who is asking: a citizen (a login with a wallet) or a merchant's owner or clerk,
+and the signed-POST mixin every money-moving view of the wallet API uses.
+
+Objects are looked up through the asker's own wallet or merchant, so someone
+else's id is simply not found (404), never forbidden (403).
+"""
+
+import hashlib
+
+from rest_framework.permissions import BasePermission
+
+from bank.api.signing import SignedPostMixin
+from voucher.models import MerchantMember, Wallet
+from voucher.services.common import MAX_KEY_LENGTH
+
+
+def wallet_of(request) -> Wallet | None:
+    """The asker's wallet (cached on the request), or None."""
+    if not hasattr(request, "_voucher_wallet"):
+        user = request.user
+        request._voucher_wallet = (
+            Wallet.objects.select_related("owner").filter(user=user).first() if user.is_authenticated else None
+        )
+    return request._voucher_wallet
+
+
+def membership_of(request) -> MerchantMember | None:
+    """The asker's merchant membership (cached on the request), or None."""
+    if not hasattr(request, "_voucher_member"):
+        user = request.user
+        request._voucher_member = (
+            MerchantMember.objects.select_related("merchant__party").filter(user=user).first()
+            if user.is_authenticated
+            else None
+        )
+    return request._voucher_member
+
+
+class IsWalletHolder(BasePermission):
+    message = "This is for wallet holders: your login has no wallet."
+
+    def has_permission(self, request, view):
+        return wallet_of(request) is not None
+
+
+class IsMerchantMember(BasePermission):
+    message = "This is for merchants: your login acts for no merchant."
+
+    def has_permission(self, request, view):
+        return membership_of(request) is not None
+
+
+class VoucherSignedPostMixin(SignedPostMixin):
+    """SignedPostMixin whose service keys fit the voucher services' 64 characters."""
+
+    def voucher_key(self) -> str:
+        """The Idempotency-Key scoped to the user (service_key), as the voucher services take it.
+
+        service_key() is "api:<user id>:<key>" and may reach 120 characters; a
+        longer one than the services take is replaced by "api#" and 60 hex
+        digits of its SHA-256, still one per user and key (and never equal to a
+        short one, which starts with "api:")."""
+        key = self.service_key()
+        if len(key) <= MAX_KEY_LENGTH:
+            return key
+        return "api#" + hashlib.sha256(key.encode()).hexdigest()[: MAX_KEY_LENGTH - 4]
+
+
+class WalletSignedPostMixin(VoucherSignedPostMixin):
+    """Signed by a device key of the wallet's owner."""
+
+    permission_classes = [IsWalletHolder]
+
+    def signing_party(self, request):
+        return wallet_of(request).owner
+
+
+class MerchantSignedPostMixin(VoucherSignedPostMixin):
+    """Signed by a device key of the merchant (any of its members' devices)."""
+
+    permission_classes = [IsMerchantMember]
+
+    def signing_party(self, request):
+        return membership_of(request).merchant.party

@@ -1,0 +1,35 @@
+"""OpenAPI pieces the wallet API's views share: the headers of a signed,
+idempotent POST, and the error responses of each kind of endpoint."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
+from bank.api.errors import error_responses
+
+
+def _header(name: str, kind, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, OpenApiParameter.HEADER, required=True, description=description)
+
+
+SIGNED_POST_HEADERS = [
+    _header(
+        "Idempotency-Key",
+        OpenApiTypes.STR,
+        "1-100 printable characters, unique per request. A retry with the same key and body gets the first "
+        "response byte for byte (header Idempotent-Replay: true); the same key with another body gets 409.",
+    ),
+    _header("X-Device-Key", OpenApiTypes.INT, "Id of the registered device key that signed (POST /devices/)."),
+    _header("X-Nonce", OpenApiTypes.STR, "8-64 characters, never used before by this device."),
+    _header("X-Timestamp", OpenApiTypes.INT, "Unix seconds when signed; within the server's window (5 minutes)."),
+    _header(
+        "X-Signature",
+        OpenApiTypes.STR,
+        "Hex of a 65-byte low-s recoverable secp256k1 signature (r, s, recovery id) over SHA-256 of the lines "
+        '"BKRW-REQUEST-1", method, path with query, hex SHA-256 of the body, nonce, timestamp, joined by "\\n".',
+    ),
+]
+
+# 401: missing or bad signature; 403: frozen; 404: an id that is not yours; 409: refused by the rules.
+SIGNED_POST_ERRORS = error_responses(400, 401, 403, 404, 409)
+READ_ERRORS = error_responses(400, 401, 403)
+READ_ERRORS_WITH_404 = error_responses(400, 401, 403, 404)  # a query parameter naming an object that does not exist
