@@ -68,3 +68,15 @@ def validators(db, settings, validator_key_material) -> list[ValidatorKey]:
 @pytest.fixture
 def on_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def celery_tasks_run_eagerly():
+    """Tasks run in-process unless a test starts a real worker (it turns this off itself),
+    so a test calling .delay().get() never waits for a worker that is not there."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
