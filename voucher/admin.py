@@ -11,9 +11,11 @@ from voucher.models import (
     Benefit,
     Lot,
     Merchant,
+    MerchantMember,
     MerchantPayment,
     Payment,
     PaymentLot,
+    PaymentRequest,
     ProgramRule,
     Redemption,
     Refund,
@@ -217,5 +219,7 @@ for model, columns in (
     (Transfer, ["id", "from_wallet", "to_wallet", "amount", "created_at"]),
     (MerchantPayment, ["id", "payer", "payee", "amount", "created_at"]),
     (Redemption, ["id", "wallet", "amount", "paid_in", "created_at"]),
+    (MerchantMember, ["user", "merchant", "role", "created_at"]),  # added by the service add_merchant_member
+    (PaymentRequest, ["id", "merchant", "amount", "reference", "status", "expires_at", "payment"]),
 ):
     admin.site.register(model, type(f"{model.__name__}Admin", (ReadOnlyAdmin,), {"list_display": columns}))
