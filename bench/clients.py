@@ -9,6 +9,7 @@ the CPU time of its PostgreSQL backend, which gives the time split.
 
 import multiprocessing
 import os
+import queue
 import random
 import time
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def run_clients(db_url: str, jobs: list[Job], progress=None) -> RunResult:
         while len(collected) < len(processes):
             try:
                 collected.append(results.get(timeout=0.5))
-            except Exception:  # queue.Empty: look at progress and at dead clients
+            except queue.Empty:  # meanwhile: show progress, and notice a client that died
                 if progress:
                     progress(done.value)
                 if any(p.exitcode not in (None, 0) for p in processes):
@@ -125,17 +126,19 @@ def _client(db_url, job: Job, index: int, barrier, done) -> ClientResult:
     backend_cpu_before = process_cpu(backend_pid)
     cpu_before = time.process_time()
     start = time.perf_counter()
-    deadline = start + job.seconds if job.seconds else None
+    deadline = start + job.seconds
     posted = 0
-    while (deadline is None and posted < job.transfers) or (deadline is not None and time.perf_counter() < deadline):
+    payers = [a for a in accounts if a != job.hot_account] if job.kind == "hot" else accounts
+    while time.perf_counter() < deadline if job.seconds else posted < job.transfers:
         if job.kind == "batch":
-            size = BATCH_SIZE if deadline else min(BATCH_SIZE, job.transfers - posted)
+            size = BATCH_SIZE if job.seconds else min(BATCH_SIZE, job.transfers - posted)
             requests = []
             for i in range(posted, posted + size):
                 payer, payee = rng.sample(accounts, 2)
+                amount = rng.randint(1, 10_000)
                 requests.append(
                     EntryRequest(
-                        lines=[(payer, -(amount := rng.randint(1, 10_000))), (payee, amount)],
+                        lines=[(payer, -amount), (payee, amount)],
                         kind="transfer",
                         reference=f"batch-{index}",
                         idempotency_key=f"bench:{run}:{i}",
@@ -146,9 +149,10 @@ def _client(db_url, job: Job, index: int, barrier, done) -> ClientResult:
             with done.get_lock():
                 done.value += size
         else:
-            payer, payee = rng.sample(accounts, 2)
             if job.kind == "hot":
-                payee = job.hot_account
+                payer, payee = rng.choice(payers), job.hot_account
+            else:
+                payer, payee = rng.sample(accounts, 2)
             amount = rng.randint(1, 10_000)
             post_entry(
                 lines=[(payer, -amount), (payee, amount)],

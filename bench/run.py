@@ -1,10 +1,10 @@
 """Run every benchmark, print the table, merge the figures into bench/results.json.
 
-Figures that are compared are measured in the same run, one right after the
-other, because the machine they run on is shared and its speed drifts:
-pgbench at 1 client, then the ledger at 1 client; pgbench at 4 clients, the
-ledger at 4 clients, batches at 4 clients, and pgbench at 4 clients again
-(the two pgbench runs are averaged).
+Figures that are compared are measured in the same run and take turns, because
+the machine they run on is shared and its speed drifts: four rounds of pgbench
+at 1 client then the ledger at 1 client, then four rounds of pgbench at 4
+clients, the ledger at 4 clients and batches at 4 clients, each slot a quarter
+of BENCH_SECONDS; each figure is the mean of its slots.
 """
 
 import argparse
@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from bench import pgbench
@@ -25,6 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 DEFAULT_SECONDS = 20
 POSTING_ACCOUNTS = 20_000
 CLIENTS = 4
+ROUNDS = 4  # comparisons take turns in slices, so a slow spell of the shared machine hits both
 BIG_LEDGER, SMALL_LEDGER = 1_000_000, 100_000
 GROUPS = ("posting", "verify")
 
@@ -81,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         _verify(server, seconds, args.rebuild_ledgers, figures, notes)
     _print_table(figures, notes)
     _merge_results(figures)
-    print(
-        f"bench: done in {time.perf_counter() - started:.0f} s; figures merged into {RESULTS.relative_to(Path.cwd())}"
-    )
+    print(f"bench: done in {time.perf_counter() - started:.0f} s; figures merged into {RESULTS}")
     return 0
 
 
@@ -110,7 +110,12 @@ def _step(text: str) -> None:
 
 def _posting(server: Server, seconds: int, figures: dict, notes: dict) -> None:
     scratch = f"{server.name}_bench"
-    print(f"posting: scratch database {scratch} (created fresh), pgbench scale {pgbench.SCALE}")
+    rounds = ROUNDS if seconds >= 2 * ROUNDS else 1
+    slot = max(1, round(seconds / rounds))
+    print(
+        f"posting: scratch database {scratch} (created fresh), pgbench scale {pgbench.SCALE}; each figure is "
+        f"{rounds} x {slot} s, taking turns with the figure it is compared with"
+    )
     server.create_fresh(scratch)
     pgbench.initialize(server, scratch)
     with django_database(scratch):
@@ -119,45 +124,53 @@ def _posting(server: Server, seconds: int, figures: dict, notes: dict) -> None:
         hot = accounts[0]
     url = server.url_for(scratch)
     share = len(accounts) // CLIENTS
+    samples: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[tuple[float, float | None]]] = defaultdict(list)
 
-    def ledger(kind: str, clients: int, partitioned: bool = False, run_seconds: float = seconds) -> float:
+    def ledger(figure: str, kind: str, clients: int, partitioned: bool = False) -> None:
         jobs = [
             Job(
                 kind=kind,
                 accounts=accounts[i * share : (i + 1) * share] if partitioned else accounts,
                 hot_account=hot,
-                seconds=run_seconds,
+                seconds=slot,
             )
             for i in range(clients)
         ]
         result = run_clients(url, jobs)
-        client_us, backend_us = result.cpu_us_per_transfer()
-        split = f"CPU/transfer: client {client_us:.0f} us" + (
-            f", PostgreSQL backend {backend_us:.0f} us" if backend_us is not None else ""
-        )
-        _step(f"ledger {kind} x{clients}: {result.transfers_per_second:,.0f} transfers/s ({split})")
-        return result.transfers_per_second
+        samples[figure].append(result.transfers_per_second)
+        cpu[figure].append(result.cpu_us_per_transfer())
+        _step(f"ledger {kind} x{clients}: {result.transfers_per_second:,.0f} transfers/s")
 
-    def bench_tps(clients: int, threads: int) -> float:
-        tps = pgbench.tps(server, scratch, clients=clients, threads=threads, seconds=seconds)
-        _step(f"pgbench -c {clients} -j {threads} -T {seconds}: {tps:,.0f} tps")
-        return tps
+    def bench_tps(figure: str, clients: int, threads: int) -> None:
+        tps = pgbench.tps(server, scratch, clients=clients, threads=threads, seconds=slot)
+        samples[figure].append(tps)
+        _step(f"pgbench -c {clients} -j {threads} -T {slot}: {tps:,.0f} tps")
 
-    figures["pgbench_tps_c1"] = bench_tps(1, 1)
-    figures["ledger_single_transfers_per_s_c1"] = ledger("single", 1)
-    first_c4 = bench_tps(CLIENTS, 2)
-    figures["ledger_single_transfers_per_s_c4"] = ledger("single", CLIENTS)
-    figures["ledger_batch_transfers_per_s_c4"] = ledger("batch", CLIENTS, partitioned=True)
-    figures["pgbench_tps_c4"] = (first_c4 + bench_tps(CLIENTS, 2)) / 2
-    figures["ledger_hot_account_transfers_per_s_c4"] = ledger("hot", CLIENTS, run_seconds=max(1, seconds / 2))
+    for _ in range(rounds):
+        bench_tps("pgbench_tps_c1", 1, 1)
+        ledger("ledger_single_transfers_per_s_c1", "single", 1)
+    for _ in range(rounds):
+        bench_tps("pgbench_tps_c4", CLIENTS, 2)
+        ledger("ledger_single_transfers_per_s_c4", "single", CLIENTS)
+        ledger("ledger_batch_transfers_per_s_c4", "batch", CLIENTS, partitioned=True)
+    ledger("ledger_hot_account_transfers_per_s_c4", "hot", CLIENTS)
 
+    for figure, values in samples.items():
+        figures[figure] = sum(values) / len(values)
     figures["ledger_single_vs_pgbench_c1"] = figures["ledger_single_transfers_per_s_c1"] / figures["pgbench_tps_c1"]
     figures["ledger_single_vs_pgbench_c4"] = figures["ledger_single_transfers_per_s_c4"] / figures["pgbench_tps_c4"]
     figures["ledger_batch_vs_pgbench_c4"] = figures["ledger_batch_transfers_per_s_c4"] / figures["pgbench_tps_c4"]
-    notes["pgbench_tps_c4"] = "mean of the runs before and after the ledger's"
-    notes["ledger_single_transfers_per_s_c4"] = f"random pairs of {len(accounts):,} accounts"
-    notes["ledger_batch_transfers_per_s_c4"] = f"1,000 per transaction; each client its own {share:,} accounts"
-    notes["ledger_hot_account_transfers_per_s_c4"] = "every transfer pays one account"
+    for figure, splits in cpu.items():
+        client = sum(c for c, _ in splits) / len(splits)
+        backends = [b for _, b in splits if b is not None]
+        backend = f", PostgreSQL backend {sum(backends) / len(backends):.0f} us" if backends else ""
+        notes[figure] = f"CPU/transfer: client {client:.0f} us{backend}"
+    notes["ledger_single_transfers_per_s_c4"] += f"; random pairs of {len(accounts):,} accounts"
+    notes["ledger_batch_transfers_per_s_c4"] += f"; 1,000 per transaction, each client its own {share:,} accounts"
+    notes["ledger_hot_account_transfers_per_s_c4"] += "; every transfer pays one account"
+    if rounds > 1:
+        notes["pgbench_tps_c1"] = notes["pgbench_tps_c4"] = f"mean of {rounds} runs taking turns with the ledger's"
     server.drop(scratch)
 
 
