@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 from django.conf import settings
 from django.db import connection, connections
 
@@ -231,7 +232,7 @@ _CANONICAL_COPY = f"""
 COPY (
     SELECT e.id, e.block_id, e.hash,
            convert_to(
-               '[{_JSON_TAG},' || to_json(e.uid::text)::text || ',' || {_MICROS} || ','
+               '[{_JSON_TAG},"' || e.uid::text || '",' || {_MICROS} || ','  -- a uuid's text needs no escaping
                || to_json(e.kind)::text || ',' || to_json(e.memo)::text || ',' || to_json(e.reference)::text || ','
                || coalesce(e.reverses_id::text, 'null') || ',' || coalesce(p.postings, '[]') || ']',
                'UTF8'),
@@ -275,7 +276,9 @@ def _entries_postgresql(where: str):
                     sums = None if balanced else _sums(canonical)
                     yield entry_id, block_id, stored_hash, canonical, sums
         finally:
-            cursor.execute("RESET jit")
+            # After an error the transaction rolls back, and the SET with it.
+            if cursor.connection.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+                cursor.execute("RESET jit")
 
 
 def _sums(canonical: bytes) -> dict[str, int]:
