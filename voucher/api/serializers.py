@@ -247,6 +247,14 @@ class TransferSerializer(serializers.Serializer):
     entry_hash = serializers.CharField(source="entry.hash")
 
 
+class RedemptionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    amount = serializers.IntegerField(help_text="Won paid back to the deposit account.")
+    paid_in = serializers.IntegerField(help_text="Paid-in total the used share was measured against.")
+    created_at = serializers.DateTimeField()
+    entry_hash = serializers.CharField(source="entry.hash")
+
+
 # --- merchants ----------------------------------------------------------------------------------
 
 
@@ -352,3 +360,19 @@ class BenefitSerializer(serializers.Serializer):
     base_limit = serializers.IntegerField(allow_null=True)
     base_left = serializers.IntegerField(allow_null=True)
     budget_left = serializers.IntegerField()
+
+
+class SupplierPaymentInputSerializer(serializers.Serializer):
+    payee = id_field(help_text="The merchant (supplier) paid.")
+    amount = amount_field()
+    reference = reference_field(required=False, default="")
+
+
+class SupplierPaymentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    payer = MerchantRefSerializer()
+    payee = MerchantRefSerializer()
+    amount = serializers.IntegerField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    entry_hash = serializers.CharField(source="entry.hash")

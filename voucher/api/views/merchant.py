@@ -8,13 +8,14 @@ POSTs are signed by one of the merchant's device keys.
 import io
 
 import segno
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,9 +36,11 @@ from voucher.api.serializers import (
     PaymentSerializer,
     RefundInputSerializer,
     RefundSerializer,
+    SupplierPaymentInputSerializer,
+    SupplierPaymentSerializer,
 )
 from voucher.api.views.common import body, merchant_ref, payment_data, payment_queryset, query
-from voucher.models import PaymentRequest
+from voucher.models import Merchant, MerchantMember, MerchantPayment, PaymentRequest
 
 
 def _merchant(request):
@@ -293,3 +296,66 @@ class PaymentRequestPreviewView(GenericAPIView):
             "device": payment_request.device,
         }
         return Response(PaymentRequestPreviewSerializer(data).data)
+
+
+def _supplier_payment_data(merchant_payment: MerchantPayment) -> dict:
+    return {
+        "id": merchant_payment.pk,
+        "payer": merchant_ref(merchant_payment.payer),
+        "payee": merchant_ref(merchant_payment.payee),
+        "amount": merchant_payment.amount,
+        "reference": merchant_payment.reference,
+        "created_at": merchant_payment.created_at,
+        "entry": merchant_payment.entry,
+    }
+
+
+@extend_schema(tags=["merchant"])
+class SupplierPaymentView(MerchantSignedPostMixin, GenericAPIView):
+    """Paying another merchant (a supplier) with the BKRW the merchant holds, instead of settling it."""
+
+    serializer_class = SupplierPaymentSerializer
+    pagination_class = StrictLimitOffsetPagination
+
+    @extend_schema(
+        summary="Payments to and from other merchants, newest first",
+        responses={200: SupplierPaymentSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request):
+        merchant = _merchant(request)
+        rows = (
+            MerchantPayment.objects.filter(Q(payer=merchant) | Q(payee=merchant))
+            .select_related("payer", "payee", "entry")
+            .order_by("-created_at", "-pk")
+        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(
+            SupplierPaymentSerializer([_supplier_payment_data(row) for row in page], many=True).data
+        )
+
+    @extend_schema(
+        summary="Pay a supplier with the tokens I hold (owners only)",
+        description="Moves BKRW from this merchant's token account to the payee's; the payee may spend it on or "
+        "settle it. Clerks may take payments and refund, but only the owner pays suppliers.",
+        parameters=SIGNED_POST_HEADERS,
+        request=SupplierPaymentInputSerializer,
+        responses={201: SupplierPaymentSerializer, **SIGNED_POST_ERRORS},
+    )
+    def post(self, request):
+        data = body(SupplierPaymentInputSerializer, request)
+        member = membership_of(request)
+        if member.role != MerchantMember.Role.OWNER:
+            raise exceptions.PermissionDenied("Only the merchant's owner pays suppliers.")
+        payee = Merchant.objects.filter(pk=data["payee"]).first()
+        if payee is None:
+            raise exceptions.NotFound("No such merchant.")
+        merchant_payment = services.pay_merchant(
+            payer=member.merchant,
+            payee=payee,
+            amount=data["amount"],
+            reference=data["reference"],
+            idempotency_key=self.voucher_key(),
+        )
+        return Response(
+            SupplierPaymentSerializer(_supplier_payment_data(merchant_payment)).data, status=status.HTTP_201_CREATED
+        )

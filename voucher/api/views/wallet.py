@@ -19,6 +19,7 @@ from voucher.api.serializers import (
     HistoryQuerySerializer,
     PayInputSerializer,
     PaymentSerializer,
+    RedemptionSerializer,
     TopUpInputSerializer,
     TopUpSerializer,
     TransferInputSerializer,
@@ -222,3 +223,23 @@ class TransferView(WalletSignedPostMixin, GenericAPIView):
             idempotency_key=self.voucher_key(),
         )
         return Response(TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["wallet"])
+class RedemptionView(WalletSignedPostMixin, GenericAPIView):
+    """Cashing out the unused paid-in tokens (signed, idempotent)."""
+
+    serializer_class = RedemptionSerializer
+
+    @extend_schema(
+        summary="Cash out my unused paid-in tokens",
+        description="Allowed once the ruling share (60% by default) of what was paid in since the last cash-out "
+        "has been spent. Only paid-in lots are cashed out, all of them; bonuses, grants and rewards never are. "
+        "The BKRW is burned and the same KRW goes back to the deposit account. No request body.",
+        parameters=SIGNED_POST_HEADERS,
+        request=None,
+        responses={201: RedemptionSerializer, **SIGNED_POST_ERRORS},
+    )
+    def post(self, request):
+        redemption = services.redeem(wallet=wallet_of(request), idempotency_key=self.voucher_key())
+        return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
