@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench import pgbench
+from bench import api, pgbench
 from bench.clients import Job, run_clients
 from bench.fixtures import open_funded_accounts
 from bench.ledgers import cached, ensure_ledger
@@ -28,7 +28,7 @@ POSTING_ACCOUNTS = 20_000
 CLIENTS = 4
 ROUNDS = 4  # comparisons take turns in slices, so a slow spell of the shared machine hits both
 BIG_LEDGER, SMALL_LEDGER = 1_000_000, 100_000
-GROUPS = ("posting", "verify")
+GROUPS = ("posting", "verify", "api")
 
 # figure -> (unit, target); a target reads "higher is better" for >= and lower for <=.
 FIGURES = {
@@ -46,6 +46,13 @@ FIGURES = {
     "verify_vs_floor": ("ratio", "<= 2"),
     "verify_peak_mb_100k": ("MB RSS", "flat"),
     "verify_peak_mb_1m": ("MB RSS", "flat"),
+    "sig_verify_us": ("us", ""),
+    "api_pay_profile_us": ("us/payment", ""),
+    "api_trivial_req_per_s": ("req/s", ""),
+    "api_pay_per_s": ("payments/s", ""),
+    "api_pay_vs_trivial": ("ratio", ">= 0.3"),
+    "api_pay_p50_ms": ("ms", ""),
+    "api_pay_p99_ms": ("ms", "< 100"),
 }
 
 
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         server = Server.from_environment()
         if "posting" in groups:
             pgbench.require()
+        if "api" in groups:
+            api.require()
     except Missing as missing:
         print(f"bench: cannot run.\n{missing}", file=sys.stderr)
         return 2
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         _posting(server, seconds, figures, notes)
     if "verify" in groups:
         _verify(server, seconds, args.rebuild_ledgers, figures, notes)
+    if "api" in groups:
+        api.run(server, seconds, ROUNDS if seconds >= 2 * ROUNDS else 1, figures, notes, _step)
     _print_table(figures, notes)
     _merge_results(figures)
     print(f"bench: done in {time.perf_counter() - started:.0f} s; figures merged into {RESULTS}")

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from bank import errors
 from bank.models import StoredResponse
+from bank.services.unique_insert import insert_unique
 
 HEADER = "Idempotency-Key"
 
@@ -32,6 +33,16 @@ class IdempotentPostMixin:
     """For APIViews whose POST moves money. Use `self.idempotency_key` to key the service call."""
 
     idempotency_key: str | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        # One database transaction per money-moving request: the used nonce, the
+        # money and the stored answer commit together or not at all, and the
+        # request waits for one WAL flush instead of three. A refusal is an
+        # answer (handled, not raised), so it commits too; a crash rolls back all.
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -74,15 +85,15 @@ class IdempotentPostMixin:
         if fresh and request.method == "POST" and self.idempotency_key and _is_decided(response):
             response.render()
             try:
-                with transaction.atomic():
-                    StoredResponse.objects.create(
-                        user=request.user,
-                        key=self.idempotency_key,
-                        fingerprint=self._fingerprint,
-                        status_code=response.status_code,
-                        content_type=response["Content-Type"],
-                        body=response.content,
-                    )
+                insert_unique(
+                    StoredResponse,
+                    user=request.user,
+                    key=self.idempotency_key,
+                    fingerprint=self._fingerprint,
+                    status_code=response.status_code,
+                    content_type=response["Content-Type"],
+                    body=response.content,
+                )
             except IntegrityError:
                 # A concurrent retry stored its answer first; answer with the same bytes.
                 stored = StoredResponse.objects.get(user=request.user, key=self.idempotency_key)

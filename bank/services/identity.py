@@ -14,6 +14,7 @@ from django.utils import timezone
 from bank import errors, identity
 from bank.models import DeviceKey, Party, UsedNonce
 from bank.services.audit import record_audit
+from bank.services.unique_insert import insert_unique
 
 MAX_NONCE_LENGTH = 64
 
@@ -90,8 +91,7 @@ def consume_nonce(*, device: DeviceKey, nonce: str) -> None:
     """Mark the nonce used; a second use raises NonceReplayed. Call inside the
     transaction that does the request's work, so a failed request frees it."""
     try:
-        with transaction.atomic():
-            UsedNonce.objects.create(device=device, nonce=nonce, used_at=timezone.now())
+        insert_unique(UsedNonce, device=device, nonce=nonce, used_at=timezone.now())
     except IntegrityError:
         raise errors.NonceReplayed()
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from bank import errors as bank_errors
-from bank.models import Account, JournalEntry
+from bank.models import Account
 from bank.services import lock_accounts, post_entry
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
@@ -80,8 +80,10 @@ def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str
             lines.add(lot.account_id, -take)
         lines.add(merchant.token_account_id, amount)
         paid_in = sum(take for lot, take in taken if lot.is_paid_in)
-        room = limits.max_balance(wallet.kyc_tier) - (wallet_balance(wallet) - amount)
-        cashback = _cashback(offers, wallet, merchant, paid_in, room, accounts, day)
+        cashback = None
+        if offers:
+            room = limits.max_balance(wallet.kyc_tier) - (wallet_balance(wallet) - amount)
+            cashback = _cashback(offers, wallet, merchant, paid_in, room, accounts, day)
         cashback_lot = None
         if cashback:
             cashback_lot = cashback_lots[cashback.program.pk] or lot_for(
@@ -114,7 +116,7 @@ def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str
             cashback_amount=cashback.amount if cashback else 0,
             cashback_lot=cashback_lot,
         )
-        _record_lots(payment, entry, [lot for lot, _ in taken])
+        _record_lots(payment, taken)
         if cashback:
             record_benefit(
                 program=cashback.program,
@@ -171,15 +173,12 @@ def _cashback(
     return None
 
 
-def _record_lots(payment: Payment, entry: JournalEntry, spent: list[Lot]) -> None:
-    """Which lots the payment debited, read back from the entry's own postings."""
-    order = {lot.account_id: (index, lot) for index, lot in enumerate(spent)}
-    rows = []
-    for posting in entry.postings.filter(amount__lt=0).order_by("pk"):
-        if posting.account_id in order:
-            index, lot = order[posting.account_id]
-            rows.append(PaymentLot(payment=payment, lot=lot, amount=-posting.amount, spend_order=index))
-    PaymentLot.objects.bulk_create(rows)
+def _record_lots(payment: Payment, taken: list[tuple[Lot, int]]) -> None:
+    """Which lots the payment debited and how much, in spend order: the same
+    split the entry's postings were built from, one posting per lot."""
+    PaymentLot.objects.bulk_create(
+        PaymentLot(payment=payment, lot=lot, amount=take, spend_order=index) for index, (lot, take) in enumerate(taken)
+    )
 
 
 def pay_merchant(

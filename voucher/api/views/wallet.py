@@ -4,6 +4,7 @@ Reads need only the login's token; every POST here moves money and is signed
 by a device key of the wallet's owner, with an Idempotency-Key.
 """
 
+from django.db.models import prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -160,7 +161,7 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
                 reference=data["reference"],
                 idempotency_key=self.voucher_key(),
             )
-        payment = payment_queryset().get(pk=payment.pk)
+        prefetch_related_objects([payment], "lots", "refunds__entry")  # merchant and entry are on it already
         return Response(PaymentSerializer(payment_data(payment)).data, status=status.HTTP_201_CREATED)
 
 
