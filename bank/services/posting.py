@@ -141,7 +141,7 @@ def lock_accounts(account_ids: Iterable[int]) -> dict[int, Account]:
         rows = _fetch(_LOCK_ACCOUNTS_SQL, [ids])
         locked = {row[0]: Account.from_db(alias, _ACCOUNT_ATTNAMES, row) for row in rows}
     else:
-        locked = {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        locked = {a.pk: a for a in Account.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")}
     _require_all(ids, locked)
     return locked
 
@@ -316,7 +316,11 @@ def _model_columns(model) -> tuple[list[str], str]:
 
 _ACCOUNT_ATTNAMES, _ACCOUNT_COLUMNS = _model_columns(Account)
 _ENTRY_ATTNAMES, _ENTRY_COLUMNS = _model_columns(JournalEntry)
-_LOCK = "FROM bank_account WHERE id = ANY(%b::bigint[]) ORDER BY id FOR UPDATE"
+# NO KEY UPDATE: a balance change never touches the key, so rows of other
+# tables that reference an account (postings, holds, lots) can still take their
+# foreign-key share locks on it while it is locked, instead of queueing behind
+# the transfer (and, in voucher's lock orders, deadlocking with it).
+_LOCK = "FROM bank_account WHERE id = ANY(%b::bigint[]) ORDER BY id FOR NO KEY UPDATE"
 _LOCK_ACCOUNTS_SQL = f"SELECT {_ACCOUNT_COLUMNS} {_LOCK}"
 _LOCK_ROWS_SQL = f"SELECT id, currency, normal_side, status, may_go_negative, balance, on_hold {_LOCK}"
 # The same locks, then the ids of entries already posted under the keys. The
