@@ -130,17 +130,24 @@ class JournalEntry(AppendOnlyModel):
     uid = models.UUIDField(unique=True, editable=False)
     kind = models.CharField(max_length=40)
     memo = models.CharField(max_length=200, blank=True)
-    reference = models.CharField(max_length=100, blank=True, db_index=True)
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    reference = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     request_hash = models.CharField(max_length=64, help_text="Digest of the request, to tell a retry from a conflict.")
     reverses = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by")
     created_at = models.DateTimeField()
     hash = models.CharField(max_length=64)
-    block = models.ForeignKey("Block", on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+    block = models.ForeignKey(
+        "Block", on_delete=models.PROTECT, null=True, blank=True, related_name="entries", db_index=False
+    )
 
     class Meta:
         verbose_name_plural = "journal entries"
+        # Every index here is written by every posting, so only the ones a query
+        # uses: no LIKE-pattern copies of the key and reference indexes (nothing
+        # searches them by prefix), and block lookups use (block, id).
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="entry_idempotency_key_unique")]
         indexes = [
+            models.Index(fields=["reference"], name="entry_reference"),
             models.Index(fields=["block", "id"], name="entry_block_id"),
             models.Index(fields=["id"], condition=models.Q(block__isnull=True), name="entry_unsealed"),
         ]
