@@ -112,6 +112,12 @@ class SignatureMissing(BankError):
     message = "This request must be signed by a registered device key."
 
 
+class DeviceProofInvalid(BankError):
+    code = "device_proof_invalid"
+    http_status = 400
+    message = "The proof is not a signature of the registration message by the new key."
+
+
 class SignatureInvalid(BankError):
     code = "signature_invalid"
     http_status = 401

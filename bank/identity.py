@@ -16,6 +16,7 @@ import coincurve
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_ORDER = SECP256K1_ORDER // 2
 PAYLOAD_TAG = "BKRW-REQUEST-1"
+DEVICE_PROOF_TAG = "BKRW-DEVICE-KEY-1"
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _SECP256K1_PUB_MULTICODEC = b"\xe7\x01"
 
@@ -49,6 +50,12 @@ def request_payload(*, method: str, path: str, body: bytes, nonce: str, timestam
     return "\n".join(
         [PAYLOAD_TAG, method.upper(), path, hashlib.sha256(body).hexdigest(), nonce, str(timestamp)]
     ).encode()
+
+
+def device_proof_message(*, username: str, holder: str, public_key: bytes) -> bytes:
+    """What a new device key signs to prove the phone holds its secret: bound to
+    the login and holder, so the proof cannot be replayed to enroll the key elsewhere."""
+    return "\n".join([DEVICE_PROOF_TAG, username, holder, compressed_public_key(public_key).hex()]).encode()
 
 
 def payload_digest(payload: bytes) -> bytes:

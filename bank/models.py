@@ -131,7 +131,8 @@ class JournalEntry(AppendOnlyModel):
     kind = models.CharField(max_length=40)
     memo = models.CharField(max_length=200, blank=True)
     reference = models.CharField(max_length=100, blank=True)
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    # NULL, not "", for entries without a key: the unique constraint ignores NULLs.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     request_hash = models.CharField(max_length=64, help_text="Digest of the request, to tell a retry from a conflict.")
     reverses = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by")
     created_at = models.DateTimeField()

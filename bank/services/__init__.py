@@ -5,9 +5,11 @@ from bank.services.audit import record_audit
 from bank.services.consortium import generate_validator, register_validator
 from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
 from bank.services.identity import (
+    check_possession,
     check_signature,
     consume_nonce,
     forget_old_nonces,
+    has_active_device,
     register_device_key,
     revoke_device_key,
 )
@@ -17,9 +19,11 @@ from bank.services.sealing import seal_pending_entries
 __all__ = [
     "EntryRequest",
     "capture_hold",
+    "check_possession",
     "check_signature",
     "consume_nonce",
     "forget_old_nonces",
+    "has_active_device",
     "register_device_key",
     "revoke_device_key",
     "expire_holds",

@@ -35,6 +35,29 @@ def register_device_key(*, party: Party, public_key: bytes, label: str = "") -> 
     return device
 
 
+def check_possession(*, public_key: bytes, message: bytes, proof_hex) -> None:
+    """The new key itself signed `message` (identity.device_proof_message), low-s."""
+    try:
+        proof = bytes.fromhex(proof_hex) if isinstance(proof_hex, str) else b""
+    except ValueError:
+        proof = b""
+    if len(proof) == 65 and not identity.is_low_s(proof):
+        raise errors.SignatureMalleable()
+    try:
+        signer = identity.recover_signer(identity.payload_digest(message), proof)
+    except identity.MalformedKey:
+        raise errors.DeviceProofInvalid()
+    if signer != identity.compressed_public_key(public_key):
+        raise errors.DeviceProofInvalid()
+
+
+def has_active_device(party: Party, *, other_than: bytes | None = None) -> bool:
+    devices = DeviceKey.objects.filter(party=party, status=DeviceKey.Status.ACTIVE)
+    if other_than is not None:
+        devices = devices.exclude(public_key=identity.compressed_public_key(other_than).hex())
+    return devices.exists()
+
+
 def revoke_device_key(*, actor, device: DeviceKey, reason: str) -> DeviceKey:
     """Revoke a key (a lost phone). Audited; the key can never sign again."""
     with transaction.atomic():

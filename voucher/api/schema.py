@@ -7,8 +7,8 @@ from drf_spectacular.utils import OpenApiParameter
 from bank.api.errors import error_responses
 
 
-def _header(name: str, kind, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, kind, OpenApiParameter.HEADER, required=True, description=description)
+def _header(name: str, kind, description: str, required: bool = True) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, OpenApiParameter.HEADER, required=required, description=description)
 
 
 SIGNED_POST_HEADERS = [
@@ -33,3 +33,11 @@ SIGNED_POST_HEADERS = [
 SIGNED_POST_ERRORS = error_responses(400, 401, 403, 404, 409)
 READ_ERRORS = error_responses(400, 401, 403)
 READ_ERRORS_WITH_404 = error_responses(400, 401, 403, 404)  # a query parameter naming an object that does not exist
+
+
+# Adding a device key: signed like a money-moving request once the holder has a key, not before.
+DEVICE_SIGNATURE_HEADERS = [
+    OpenApiParameter(p.name, p.type, OpenApiParameter.HEADER, required=False, description=p.description)
+    for p in SIGNED_POST_HEADERS
+    if p.name != "Idempotency-Key"
+]

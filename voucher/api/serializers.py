@@ -100,6 +100,12 @@ class DeviceRegisterSerializer(serializers.Serializer):
     holder = serializers.ChoiceField(
         choices=HOLDERS, required=False, help_text="Whose key: default the wallet, else the merchant."
     )
+    proof = serializers.RegexField(
+        r"^[0-9a-fA-F]{130}$",
+        help_text="Proof that the phone holds the key: hex of the new key's 65-byte recoverable low-s signature "
+        'over SHA-256 of the lines "BKRW-DEVICE-KEY-1", the login\'s username, the holder ("wallet" or '
+        '"merchant") and the compressed public key in hex, joined by "\\n".',
+    )
 
 
 class DeviceSerializer(serializers.Serializer):

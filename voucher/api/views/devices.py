@@ -1,17 +1,22 @@
 """Device keys: a citizen's or merchant's phone registers its secp256k1 public
 key once, then signs every money-moving request with it."""
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from bank import errors as bank_errors
+from bank import identity
 from bank import services as bank_services
+from bank.api.errors import error_responses
+from bank.api.signing import HEADERS as SIGNATURE_HEADERS
 from bank.models import DeviceKey
 from voucher.api.access import membership_of, wallet_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import READ_ERRORS
+from voucher.api.schema import DEVICE_SIGNATURE_HEADERS, READ_ERRORS
 from voucher.api.serializers import DeviceRegisterSerializer, DeviceSerializer
 from voucher.api.views.common import body
 
@@ -58,10 +63,14 @@ class DeviceListView(GenericAPIView):
 
     @extend_schema(
         summary="Register a device key",
-        description="Registers a secp256k1 public key for the login's wallet (default) or merchant. "
-        "Registering the same key again returns it. Its id is the X-Device-Key of signed requests.",
+        description="Registers a secp256k1 public key for the login's wallet (default) or merchant, with a "
+        "proof that the phone holds its secret. The first key needs only the login; once the holder has an active "
+        "key, a new one must be added from a phone that holds one: the request is signed like a money-moving one "
+        "(X-Device-Key, X-Nonce, X-Timestamp, X-Signature), so a stolen API token alone cannot enroll a thief's "
+        "phone. Registering the same key again returns it. Its id is the X-Device-Key of signed requests.",
+        parameters=DEVICE_SIGNATURE_HEADERS,
         request=DeviceRegisterSerializer,
-        responses={201: DeviceSerializer, **READ_ERRORS},
+        responses={201: DeviceSerializer, **error_responses(400, 401, 403, 409, 429)},
     )
     def post(self, request):
         data = body(DeviceRegisterSerializer, request)
@@ -69,9 +78,22 @@ class DeviceListView(GenericAPIView):
         holder = data.get("holder") or next(iter(parties), None)
         if holder not in parties:
             raise exceptions.PermissionDenied(f"Your login has no {holder or 'wallet or merchant'} to hold keys.")
-        device = bank_services.register_device_key(
-            party=parties[holder], public_key=bytes.fromhex(data["public_key"]), label=data["label"]
-        )
+        party, public_key = parties[holder], bytes.fromhex(data["public_key"])
+        try:
+            message = identity.device_proof_message(
+                username=request.user.get_username(), holder=holder, public_key=public_key
+            )
+        except identity.MalformedKey:
+            raise bank_errors.InvalidPublicKey()
+        bank_services.check_possession(public_key=public_key, message=message, proof_hex=data["proof"])
+        with transaction.atomic():
+            if bank_services.has_active_device(party, other_than=public_key):
+                values = {name: request.headers.get(header, "") for name, header in SIGNATURE_HEADERS.items()}
+                approver = bank_services.check_signature(
+                    party=party, method="POST", path=request.get_full_path(), body=request._request.body, **values
+                )
+                bank_services.consume_nonce(device=approver, nonce=values["nonce"])
+            device = bank_services.register_device_key(party=party, public_key=public_key, label=data["label"])
         return Response(DeviceSerializer(_device_data(device, holder)).data, status=status.HTTP_201_CREATED)
 
 
