@@ -9,7 +9,7 @@ from datetime import datetime
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -97,6 +97,14 @@ class RoleActionsMixin:
     """`@admin.action(permissions=["x"])` asks has_x_permission; each maps to one role permission."""
 
     action_permissions: dict[str, str] = {}
+
+    def changelist_view(self, request, extra_context=None):
+        # Django would 500 on a crafted selection that is not a list of ids; answer it plainly instead.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if request.method == "POST" else []
+        if any(not value.isdigit() for value in selected):
+            self.message_user(request, "Nothing done: invalid_selection (the selected rows must be ids).", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
 
     def __getattr__(self, name):
         if name.startswith("has_") and name.endswith("_permission"):
@@ -260,6 +268,21 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
     inlines = [VoteInline]
     actions = ["approve", "reject"]
     action_permissions = {"approve": "bank.approve_request"}
+
+    def changelist_view(self, request, extra_context=None):
+        # Django drops an action the user may not run before any of our code sees it;
+        # a POST that tries one anyway (a crafted form) is a bypass attempt worth a record.
+        attempted = request.POST.get("action") if request.method == "POST" else None
+        if attempted in ("approve", "reject") and not request.user.has_perm("bank.approve_request"):
+            for target_id in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:100]:
+                services.record_audit(
+                    actor=request.user,
+                    action=f"approval.{attempted}_refused",
+                    target=ApprovalRequest(pk=str(target_id)[:64]),
+                    after={"code": "role_required", "via": "admin"},
+                    reason="admin action without the approver role",
+                )
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Approve (never your own request)", permissions=["approve"])
     def approve(self, request, queryset):
