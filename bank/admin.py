@@ -102,7 +102,9 @@ class RoleActionsMixin:
         # Django would 500 on a crafted selection that is not a list of ids; answer it plainly instead.
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if request.method == "POST" else []
         if any(not value.isdigit() for value in selected):
-            self.message_user(request, "Nothing done: invalid_selection (the selected rows must be ids).", messages.ERROR)
+            self.message_user(
+                request, "Nothing done: invalid_selection (the selected rows must be ids).", messages.ERROR
+            )
             return HttpResponseRedirect(request.get_full_path())
         return super().changelist_view(request, extra_context)
 
