@@ -2,13 +2,13 @@
 court order, unfreezes through approval, large staff mints and KYC tier changes."""
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.test import override_settings
 
 from bank import errors as bank_errors
 from bank.models import Account, ApprovalRequest, AuditEvent, JournalEntry, MinterAllowance
 from bank.roles import grant_role
-from bank.services import approve_request, request_allowance_raise, set_payments_paused
+from bank.services import approve_request, request_allowance_raise, set_payments_paused, use_minter_allowance
 from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import citizen, grant_lot, merchant, program, staff, wallet_with_tokens
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural, race
@@ -134,6 +134,23 @@ def test_racing_top_ups_never_mint_past_the_allowance():
     assert (row.allowance, row.minted_total) == (0, 50_000)
     assert sum(wallet_balance(w) for w in wallets) == 50_000
     assert_ledger_ok()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_mints_on_one_allowance_never_lose_an_update():
+    # Top-ups also queue on the reserve account's lock; here nothing else
+    # serializes the mints, so only the allowance row's own lock keeps the count.
+    _allowance("treasury", 50_000)
+
+    def mint():
+        with transaction.atomic():
+            return use_minter_allowance(minter="treasury", amount=10_000).allowance
+
+    outcomes = race([mint for _ in range(8)])
+    assert sorted(outcomes, key=str) == [0, 10_000, 20_000, 30_000, 40_000] + ["minter_allowance_exceeded"] * 3
+    row = MinterAllowance.objects.get(minter="treasury")
+    assert (row.allowance, row.minted_total) == (0, 50_000)
 
 
 # --- seizure -------------------------------------------------------------------------------------
