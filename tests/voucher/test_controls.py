@@ -68,6 +68,16 @@ def test_refunds_keep_working_during_a_pause_and_a_resume_restores_payments(db):
     assert_ledger_ok()
 
 
+def test_a_payment_refused_during_a_pause_succeeds_when_retried_with_the_same_key_after_resume(db):
+    payer, shop = citizen_app(10_000), merchant()
+    _pause()
+    assert payer.post(PAY, {"merchant": shop.pk, "amount": 1_000}, key="k-1").status_code == 503
+    _pause(paused=False)
+    retried = payer.post(PAY, {"merchant": shop.pk, "amount": 1_000}, key="k-1")
+    assert retried.status_code == 201, retried.content
+    assert wallet_balance(payer.wallet) == 9_000
+
+
 def test_only_the_pauser_role_can_pause(db):
     with pytest.raises(bank_errors.RoleRequired):
         set_payments_paused(actor=role("teller-1", "teller"), paused=True, reason="not mine to pull")
