@@ -4,12 +4,13 @@ logs in (or through the service, for steps that have no page)."""
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from bank.errors import BankError
-from bank.models import ApprovalRequest, AuditEvent, ControlState
+from bank.models import ApprovalRequest, AuditEvent, ControlState, JournalEntry, MinterAllowance
 from bank.roles import ROLES, grant_role, setup_roles
-from tests.factories.voucher import citizen, city_budget, program, staff
+from tests.factories.voucher import citizen, city_budget, merchant, program, staff
 from voucher import services
 from voucher.models import Benefit, VoucherProgram, Wallet
 
@@ -190,3 +191,64 @@ def test_a_refused_approval_in_the_admin_says_why(as_role):
     )
     assert "maker_checker_violation" in response.content.decode()
     assert ApprovalRequest.objects.get(pk=own.pk).status == "pending"
+
+
+def test_a_freeze_asks_for_a_reason_first_and_refuses_an_empty_one(as_role):
+    client, _ = as_role("teller")
+    wallet = citizen()
+    url = changelist("voucher_wallet")
+    page = client.post(url, {"action": "freeze", "_selected_action": [wallet.pk]})
+    assert page.status_code == 200 and 'name="reason"' in page.content.decode()
+    empty = client.post(url, {"action": "freeze", "_selected_action": [wallet.pk], "apply": "1", "reason": ""})
+    assert empty.status_code == 200 and 'name="reason"' in empty.content.decode()
+    assert Wallet.objects.get(pk=wallet.pk).status == "active"
+    client.post(url, {"action": "freeze", "_selected_action": [wallet.pk], "apply": "1", "reason": "lost card"})
+    assert Wallet.objects.get(pk=wallet.pk).status == "frozen"
+    assert AuditEvent.objects.get(action="wallet.frozen").reason == "lost card"
+
+
+@pytest.mark.parametrize(
+    ("model_label", "action"),
+    [
+        ("voucher_wallet", "freeze"),
+        ("voucher_wallet", "request_unfreeze"),
+        ("voucher_wallet", "request_seizure"),
+        ("voucher_wallet", "change_kyc_tier"),
+        ("voucher_merchant", "freeze"),
+        ("voucher_merchant", "request_unfreeze"),
+        ("voucher_voucherprogram", "close"),
+        ("bank_account", "freeze"),
+        ("bank_account", "request_unfreeze"),
+        ("bank_journalentry", "request_reversal"),
+        ("bank_approvalrequest", "approve"),
+        ("bank_approvalrequest", "reject"),
+        ("bank_minterallowance", "request_raise"),
+        ("bank_controlstate", "pause"),
+        ("bank_controlstate", "resume"),
+    ],
+)
+def test_every_staff_action_shows_its_reason_page(db, client, model_label, action):
+    client.force_login(get_user_model().objects.create_superuser(username="setup", password="pw-for-tests-only"))
+    wallet = citizen()
+    made = program()
+    entry = JournalEntry.objects.first()
+    request = services.request_unfreeze(
+        actor=grant_role(staff("maker"), "approver"),
+        target=services.set_wallet_status(actor=staff("o"), wallet=wallet, status="frozen", reason="x"),
+        reason="x",
+    )
+    ControlState.objects.get_or_create(pk=1)
+    MinterAllowance.objects.get_or_create(minter="wallet_topup")
+    ids = {
+        "voucher_wallet": wallet.pk,
+        "voucher_merchant": merchant().pk,
+        "voucher_voucherprogram": made.pk,
+        "bank_account": wallet.deposit_account_id,
+        "bank_journalentry": entry.pk,
+        "bank_approvalrequest": request.pk,
+        "bank_minterallowance": MinterAllowance.objects.get(minter="wallet_topup").pk,
+        "bank_controlstate": 1,
+    }
+    response = client.post(changelist(model_label), {"action": action, "_selected_action": [ids[model_label]]})
+    assert response.status_code == 200
+    assert 'name="reason"' in response.content.decode()

@@ -10,6 +10,7 @@ from bank.models import Account, ApprovalRequest, Party
 from bank.services import (
     ApprovalKind,
     EntryRequest,
+    lock_accounts,
     open_account,
     open_party,
     post_entries,
@@ -140,21 +141,24 @@ def _seize(request: ApprovalRequest, actor) -> dict:
         raise errors.WalletNotFrozen(wallet=wallet.pk)
     holding = court_holding_account()
     order = request.payload["order_reference"]
-    # The wallet lock keeps its lots' balances still (every spend locks the wallet first).
-    lots = [lot for lot in Lot.objects.filter(wallet=wallet).select_related("account").order_by("pk") if lot.balance]
+    # Balances are read from the locked ledger rows, so a refund landing meanwhile is seized too.
+    lots = list(Lot.objects.filter(wallet=wallet).order_by("pk"))
+    accounts = lock_accounts([lot.account_id for lot in lots] + [holding.pk])
+    held = {lot.pk: accounts[lot.account_id].available for lot in lots if accounts[lot.account_id].available > 0}
     entries = post_entries(
         requests=[
             EntryRequest(
-                lines=[(lot.account_id, -lot.balance), (holding.pk, lot.balance)],
+                lines=[(lot.account_id, -held[lot.pk]), (holding.pk, held[lot.pk])],
                 kind="voucher_seizure",
                 memo=f"court order seizure, lot #{lot.pk}",
                 reference=order,
                 idempotency_key=f"approval:{request.pk}:lot:{lot.pk}",
             )
             for lot in lots
+            if lot.pk in held
         ]
     )
-    seized = sum(lot.balance for lot in lots)
+    seized = sum(held.values())
     record_audit(
         actor=actor,
         action="wallet.seize",
