@@ -252,3 +252,52 @@ def test_every_staff_action_shows_its_reason_page(db, client, model_label, actio
     response = client.post(changelist(model_label), {"action": action, "_selected_action": [ids[model_label]]})
     assert response.status_code == 200
     assert 'name="reason"' in response.content.decode()
+
+
+def _program_form(funder, **changes):
+    data = {
+        "code": "relief-2027",
+        "name": "Relief 2027",
+        "kind": "grant",
+        "funder_account": funder.pk,
+        "face_value": "100000",
+        "budget": "5000000",
+        "valid_days": "90",
+        "eligible_categories": "[]",
+        "excluded_categories": '["gambling"]',
+        "eligible_districts": "[]",
+        "rules-TOTAL_FORMS": "0",
+        "rules-INITIAL_FORMS": "0",
+        **changes,
+    }
+    return data
+
+
+def test_a_program_manager_makes_a_program_in_the_admin_and_an_approver_approves_it(as_role, client):
+    client, manager = as_role("program_manager")
+    funder = city_budget(5_000_000)
+    add = reverse("admin:voucher_voucherprogram_add")
+    # bad input is a form error, never a 500, and writes nothing
+    refused = client.post(add, _program_form(funder, budget="0"))
+    assert refused.status_code == 200 and "invalid_program" in refused.content.decode()
+    assert not VoucherProgram.objects.exists()
+    # when
+    assert client.post(add, _program_form(funder)).status_code == 302
+    made = VoucherProgram.objects.get(code="relief-2027")
+    assert (made.status, made.created_by, made.budget) == ("draft", manager, 5_000_000)
+    change = reverse("admin:voucher_voucherprogram_change", args=[made.pk])
+    assert client.post(change, _program_form(funder, name="Relief 2027 (typhoon)")).status_code == 302
+    run_action(client, "voucher_voucherprogram", "submit", [made.pk])
+    run_action(client, "voucher_voucherprogram", "approve", [made.pk])  # not offered to a program manager
+    assert VoucherProgram.objects.get(pk=made.pk).status == "pending_approval"
+    # then an approver approves it
+    client.force_login(grant_role(staff("checker"), "approver"))
+    run_action(client, "voucher_voucherprogram", "approve", [made.pk])
+    made.refresh_from_db()
+    assert (made.status, made.name, made.approved_by.username) == ("active", "Relief 2027 (typhoon)", "checker")
+    assert set(AuditEvent.objects.filter(target_type="VoucherProgram").values_list("action", flat=True)) >= {
+        "voucher_program.create",
+        "voucher_program.update",
+        "voucher_program.submit",
+        "voucher_program.approve",
+    }
