@@ -259,7 +259,11 @@ def _validate_allowance(target, payload) -> None:
 
 def _raise_allowance(request: ApprovalRequest, actor) -> dict:
     row = raise_minter_allowance(
-        actor=actor, minter=request.payload["minter"], amount=request.payload["amount"], reason=request.reason
+        actor=actor,
+        minter=request.payload["minter"],
+        amount=request.payload["amount"],
+        reason=request.reason,
+        approval=request,
     )
     return {"minter": row.minter, "allowance": row.allowance}
 

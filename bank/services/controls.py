@@ -108,13 +108,14 @@ def use_minter_allowance(*, minter: str, amount: int) -> MinterAllowance:
     return row
 
 
-def raise_minter_allowance(*, actor, minter: str, amount: int, reason: str) -> MinterAllowance:
-    """Add `amount` to a minter's allowance. Only the approval executor calls
-    this (kind "allowance_raise"), so every raise had a maker and a checker."""
+def raise_minter_allowance(*, actor, minter: str, amount: int, reason: str, approval=None) -> MinterAllowance:
+    """Add `amount` to a minter's allowance. Runs only as an approved
+    allowance_raise request (`approval`), so every raise had a maker and a checker."""
     if type(amount) is not int or amount <= 0:
         raise errors.InvalidAmount(field="amount", amount=repr(amount))
     with transaction.atomic():
         row = minter_allowance_row(minter)
+        check_executing(approval, kinds=("allowance_raise",), target=row)
         before = row.allowance
         row.allowance += amount
         row.save(update_fields=["allowance", "updated_at"])

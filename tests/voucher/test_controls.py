@@ -9,6 +9,7 @@ from bank import errors as bank_errors
 from bank.models import Account, ApprovalRequest, AuditEvent, JournalEntry, MinterAllowance
 from bank.roles import grant_role
 from bank.services import approve_request, request_allowance_raise, set_payments_paused, use_minter_allowance
+from bank.services.controls import raise_minter_allowance
 from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import citizen, grant_lot, merchant, program, staff, wallet_with_tokens
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural, race
@@ -112,6 +113,8 @@ def test_an_allowance_is_raised_only_by_an_approved_request(db):
     assert MinterAllowance.objects.get(minter="wallet_topup").allowance == 0  # nothing until approved
     with pytest.raises(bank_errors.MakerCheckerViolation):
         approve_request(actor=maker, request=raise_request)
+    with pytest.raises(bank_errors.ApprovalRequired):
+        raise_minter_allowance(actor=maker, minter="wallet_topup", amount=25_000, reason="direct")
     approve_request(actor=checker, request=raise_request)
     services.top_up(wallet=wallet, amount=25_000, idempotency_key="t")
     assert MinterAllowance.objects.get(minter="wallet_topup").allowance == 0
