@@ -20,6 +20,7 @@ from voucher.services.controls import COURT_HOLDING_CODE
 
 PAY = "/api/v1/wallet/payments/"
 TRANSFER = "/api/v1/wallet/transfers/"
+REQUESTS = "/api/v1/payment-requests/"
 
 
 def role(username: str, name: str):
@@ -35,14 +36,17 @@ def _pause(paused=True):
 
 def test_a_pause_refuses_payments_and_transfers_through_the_api_and_writes_nothing(db):
     # given
-    payer, receiver, shop = citizen_app(10_000), citizen_app(0), merchant()
+    payer, receiver, till = citizen_app(10_000), citizen_app(0), merchant_app()
+    shop = till.merchant
+    payload = till.client.post(REQUESTS, till.payment_request(1_000), format="json").json()["payload"]
     _pause()
     before = ledger_size()
     # when
     paid = payer.post(PAY, {"merchant": shop.pk, "amount": 1_000})
+    scanned = payer.post(PAY, {"payment_request": payload})
     sent = payer.post(TRANSFER, {"to_wallet": receiver.wallet.pk, "amount": 1_000})
     # then
-    for response in (paid, sent):
+    for response in (paid, scanned, sent):
         assert response.status_code == 503, response.content
         assert response.json()["error"]["code"] == "payments_paused"
     assert ledger_size() == before
