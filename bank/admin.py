@@ -1,8 +1,35 @@
-"""Back-office views of the ledger. Read-only: money moves only through bank.services."""
+"""Back-office views of the ledger and its controls. Read-only: money moves and
+controls change only through bank.services, so the admin gets the same
+maker-checker, role checks and audit rows as every other caller. Staff actions
+ask for a reason on an intermediate page, and show a refusal with its code."""
 
-from django.contrib import admin
+import csv
+from datetime import datetime
 
-from bank.models import Account, AuditEvent, Block, BlockAttestation, Hold, JournalEntry, Party, Posting, ValidatorKey
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from bank import services
+from bank.errors import BankError
+from bank.models import (
+    Account,
+    ApprovalRequest,
+    ApprovalVote,
+    AuditEvent,
+    Block,
+    BlockAttestation,
+    ControlState,
+    Hold,
+    JournalEntry,
+    MinterAllowance,
+    Party,
+    Posting,
+    ValidatorKey,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,6 +54,71 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+# --- staff actions with a reason -----------------------------------------------------------------
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=300, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+def action_with_form(modeladmin, request, queryset, *, title: str, done: str, call, form_class=ReasonForm):
+    """An admin action that first shows `form_class` (a reason and any other
+    fields), then runs `call(obj, cleaned_data)` per selected row through a
+    service. A refusal is shown with its error code; the other rows go on."""
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        count = 0
+        for obj in queryset:
+            try:
+                call(obj, form.cleaned_data)
+                count += 1
+            except BankError as error:
+                modeladmin.message_user(request, f"{obj}: {error.code}: {error}", messages.ERROR)
+        if count:
+            modeladmin.message_user(request, f"{done}: {count}", messages.SUCCESS)
+        return None  # back to the list, with the messages
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": request.POST.get("action", ""),
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/bank/action_form.html", context)
+
+
+class RoleActionsMixin:
+    """`@admin.action(permissions=["x"])` asks has_x_permission; each maps to one role permission."""
+
+    action_permissions: dict[str, str] = {}
+
+    def changelist_view(self, request, extra_context=None):
+        # Django would 500 on a crafted selection that is not a list of ids; answer it plainly instead.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if request.method == "POST" else []
+        if any(not value.isdigit() for value in selected):
+            self.message_user(
+                request, "Nothing done: invalid_selection (the selected rows must be ids).", messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
+
+    def __getattr__(self, name):
+        if name.startswith("has_") and name.endswith("_permission"):
+            key = name[len("has_") : -len("_permission")]
+            if key in self.action_permissions:
+                return lambda request, obj=None: request.user.has_perm(self.action_permissions[key])
+        raise AttributeError(name)
+
+
+# --- the ledger ----------------------------------------------------------------------------------
+
+
 @admin.register(Party)
 class PartyAdmin(ReadOnlyAdmin):
     list_display = ["external_ref", "kind", "display_name", "created_at"]
@@ -35,7 +127,7 @@ class PartyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdmin):
+class AccountAdmin(RoleActionsMixin, ReadOnlyAdmin):
     list_display = [
         "code",
         "owner",
@@ -49,6 +141,34 @@ class AccountAdmin(ReadOnlyAdmin):
     list_filter = ["currency", "normal_side", "status"]
     search_fields = ["code", "owner__external_ref"]
     list_select_related = ["owner"]
+    actions = ["freeze", "request_unfreeze"]
+    action_permissions = {"freeze": "bank.freeze_account"}
+
+    @admin.action(description="Freeze (now, with a reason)", permissions=["freeze"])
+    def freeze(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Freeze accounts",
+            done="frozen",
+            call=lambda account, data: services.set_account_status(
+                actor=request.user, account=account, status=Account.Status.FROZEN, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Request unfreeze (needs an approver)", permissions=["freeze"])
+    def request_unfreeze(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Request unfreeze",
+            done="unfreeze requested",
+            call=lambda account, data: services.request_approval(
+                actor=request.user, kind="unfreeze_account", target=account, reason=data["reason"]
+            ),
+        )
 
 
 class PostingInline(ReadOnlyInline):
@@ -59,16 +179,35 @@ class PostingInline(ReadOnlyInline):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(ReadOnlyAdmin):
+class JournalEntryAdmin(RoleActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "kind", "reference", "created_at", "block", "short_hash"]
     list_filter = ["kind"]
     search_fields = ["reference", "idempotency_key", "hash"]
     inlines = [PostingInline]
     list_select_related = ["block"]
+    actions = ["request_reversal"]
+    action_permissions = {"adjust": "bank.adjust_ledger"}
 
     @admin.display(description="hash")
     def short_hash(self, entry):
         return entry.hash[:16] + "…"
+
+    @admin.action(description="Request a reversing entry (needs an approver)", permissions=["adjust"])
+    def request_reversal(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Request reversal",
+            done="reversal requested",
+            call=lambda entry, data: services.request_approval(
+                actor=request.user,
+                kind="manual_adjustment",
+                target=entry,
+                payload={"mode": "reverse"},
+                reason=data["reason"],
+            ),
+        )
 
 
 @admin.register(Hold)
@@ -95,9 +234,186 @@ class ValidatorKeyAdmin(ReadOnlyAdmin):
     list_display = ["name", "party", "is_active", "public_key"]
 
 
+# --- controls ------------------------------------------------------------------------------------
+
+
+class VoteInline(ReadOnlyInline):
+    model = ApprovalVote
+    fields = ["approver", "at"]
+    readonly_fields = fields
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
+    """The checker's queue. Approve and reject call the service, which refuses a
+    maker approving their own request however the POST was made."""
+
+    list_display = ["id", "kind", "target_type", "target_id", "maker", "status", "reason", "created_at", "decided_by"]
+    list_filter = ["status", "kind"]
+    search_fields = ["reason", "target_id", "maker__username"]
+    list_select_related = ["maker", "decided_by"]
+    readonly_fields = [
+        "kind",
+        "target_type",
+        "target_id",
+        "payload",
+        "reason",
+        "maker",
+        "required_approvals",
+        "status",
+        "decided_by",
+        "decision_reason",
+        "result",
+        "created_at",
+        "decided_at",
+    ]
+    inlines = [VoteInline]
+    actions = ["approve", "reject"]
+    action_permissions = {"approve": "bank.approve_request"}
+
+    def changelist_view(self, request, extra_context=None):
+        # Django drops an action the user may not run before any of our code sees it;
+        # a POST that tries one anyway (a crafted form) is a bypass attempt worth a record.
+        attempted = request.POST.get("action") if request.method == "POST" else None
+        if attempted in ("approve", "reject") and not request.user.has_perm("bank.approve_request"):
+            for target_id in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:100]:
+                services.record_audit(
+                    actor=request.user,
+                    action=f"approval.{attempted}_refused",
+                    target=ApprovalRequest(pk=str(target_id)[:64]),
+                    after={"code": "role_required", "via": "admin"},
+                    reason="admin action without the approver role",
+                )
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Approve (never your own request)", permissions=["approve"])
+    def approve(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Approve requests",
+            done="approved",
+            form_class=OptionalReasonForm,
+            call=lambda req, data: services.approve_request(actor=request.user, request=req, reason=data["reason"]),
+        )
+
+    @admin.action(description="Reject", permissions=["approve"])
+    def reject(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Reject requests",
+            done="rejected",
+            call=lambda req, data: services.reject_request(actor=request.user, request=req, reason=data["reason"]),
+        )
+
+
+class AllowanceRaiseForm(ReasonForm):
+    amount = forms.IntegerField(min_value=1, help_text="Won to add to the allowance.")
+
+
+@admin.register(MinterAllowance)
+class MinterAllowanceAdmin(RoleActionsMixin, ReadOnlyAdmin):
+    list_display = ["minter", "allowance", "minted_total", "updated_at"]
+    actions = ["request_raise"]
+    action_permissions = {"raise": "bank.raise_allowance"}
+
+    @admin.action(description="Request an allowance raise (needs an approver)", permissions=["raise"])
+    def request_raise(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Request allowance raise",
+            done="raise requested",
+            form_class=AllowanceRaiseForm,
+            call=lambda row, data: services.request_allowance_raise(
+                actor=request.user, minter=row.minter, amount=data["amount"], reason=data["reason"]
+            ),
+        )
+
+
+@admin.register(ControlState)
+class ControlStateAdmin(RoleActionsMixin, ReadOnlyAdmin):
+    """The pause switch: pause stops payments and transfers; refunds, settlement and freezes go on."""
+
+    list_display = ["__str__", "payments_paused", "reason", "changed_by", "changed_at"]
+    actions = ["pause", "resume"]
+    action_permissions = {"pause": "bank.pause_payments"}
+
+    def get_queryset(self, request):
+        ControlState.objects.get_or_create(pk=1)  # the switch is always there to flip
+        return super().get_queryset(request)
+
+    @admin.action(description="Pause payments and transfers", permissions=["pause"])
+    def pause(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Pause payments and transfers",
+            done="paused",
+            call=lambda state, data: services.set_payments_paused(
+                actor=request.user, paused=True, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Resume payments and transfers", permissions=["pause"])
+    def resume(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Resume payments and transfers",
+            done="resumed",
+            call=lambda state, data: services.set_payments_paused(
+                actor=request.user, paused=False, reason=data["reason"]
+            ),
+        )
+
+
+# --- the audit log -------------------------------------------------------------------------------
+
+AUDIT_CSV_COLUMNS = ["at", "actor_label", "action", "target_type", "target_id", "reason", "before", "after"]
+
+
+def audit_csv(events) -> HttpResponse:
+    """UTF-8 with a BOM, so Excel opens Korean text correctly."""
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    response.write("\ufeff")
+    writer = csv.writer(response)
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    for event in events.iterator():
+        writer.writerow(
+            [
+                timezone.localtime(event.at).isoformat() if isinstance(event.at, datetime) else event.at,
+                event.actor_label,
+                event.action,
+                event.target_type,
+                event.target_id,
+                event.reason,
+                "" if event.before is None else event.before,
+                "" if event.after is None else event.after,
+            ]
+        )
+    return response
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(RoleActionsMixin, ReadOnlyAdmin):
+    """Append-only: no add, change or delete for anyone, superusers included."""
+
     list_display = ["at", "actor_label", "action", "target_type", "target_id", "reason"]
-    list_filter = ["action", "target_type"]
-    search_fields = ["actor_label", "target_id", "reason"]
+    list_filter = ["action", "target_type", ("actor", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["actor_label", "target_id", "reason", "action"]
     date_hierarchy = "at"
+    actions = ["export_csv"]
+    action_permissions = {"export": "bank.export_audit"}
+
+    @admin.action(description="Export selected as CSV", permissions=["export"])
+    def export_csv(self, request, queryset):
+        return audit_csv(queryset.order_by("at", "id"))

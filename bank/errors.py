@@ -151,3 +151,47 @@ class IdempotencyKeyReused(BankError):
     code = "idempotency_key_reused"
     http_status = 409
     message = "This Idempotency-Key was already used with a different request."
+
+
+class MakerCheckerViolation(BankError):
+    code = "maker_checker_violation"
+    http_status = 403
+    message = "The staff member who made a request cannot approve it."
+
+
+class DuplicateApproval(BankError):
+    code = "duplicate_approval"
+    http_status = 409
+    message = "This staff member already approved the request; another approver is needed."
+
+
+class ApprovalNotPending(BankError):
+    code = "approval_not_pending"
+    http_status = 409
+    message = "The request was already decided."
+
+
+class ApprovalRequired(BankError):
+    code = "approval_required"
+    http_status = 409
+    message = "This change needs a second staff member's approval."
+
+
+class RoleRequired(BankError):
+    code = "role_required"
+    http_status = 403
+    message = "Your staff role does not allow this."
+
+
+class PaymentsPaused(BankError):
+    # 503: the service is deliberately unavailable for a while and the same
+    # request will succeed once the bank resumes (423 Locked is WebDAV's, about one resource).
+    code = "payments_paused"
+    http_status = 503
+    message = "Payments and transfers are paused by the bank; try again later."
+
+
+class MinterAllowanceExceeded(BankError):
+    code = "minter_allowance_exceeded"
+    http_status = 409
+    message = "The minter's allowance does not cover this mint."

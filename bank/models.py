@@ -341,3 +341,102 @@ class StoredResponse(models.Model):
 
     def __str__(self):
         return f"{self.user_id}:{self.key} -> {self.status_code}"
+
+
+class ApprovalRequest(models.Model):
+    """A staff change that needs a second pair of eyes (maker-checker).
+
+    The maker files it with the requested change as JSON; other staff with the
+    approver role approve or reject it; when enough approvals are in, the
+    change runs once, under this row's lock (bank.services.approvals). The
+    maker can never approve their own request.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        EXECUTED = "executed", _("executed")
+        FAILED = "failed", _("failed")
+
+    kind = models.CharField(max_length=40, db_index=True)
+    target_type = models.CharField(max_length=60)
+    target_id = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True, help_text="The requested change.")
+    reason = models.CharField(max_length=300)
+    maker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decision_reason = models.CharField(max_length=300, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="What the executed change made, or the error code.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(required_approvals__gte=1), name="approval_needs_one")]
+        permissions = [
+            ("approve_request", "Can approve or reject other staff's requests"),
+            ("adjust_ledger", "Can request a manual ledger adjustment"),
+            ("raise_allowance", "Can request a minter allowance raise"),
+            ("pause_payments", "Can pause and resume payments and transfers"),
+            ("freeze_account", "Can freeze a ledger account and request its unfreeze"),
+            ("export_audit", "Can export the audit log as CSV"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.kind} {self.target_type}#{self.target_id} ({self.status})"
+
+
+class ApprovalVote(AppendOnlyModel):
+    """One approver's approval of one request; the unique constraint stops a second vote by the same person."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.PROTECT, related_name="votes")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "approver"], name="one_vote_per_approver")]
+
+    def __str__(self):
+        return f"{self.approver_id} approved #{self.request_id}"
+
+
+class MinterAllowance(models.Model):
+    """How much BKRW one minter (a service such as wallet top-up, or staff issuance)
+    may still create. Every mint uses it up under this row's lock, in the same
+    transaction as the mint's entry; only an approved request raises it."""
+
+    minter = models.CharField(max_length=40, unique=True)
+    allowance = models.BigIntegerField(default=0, help_text="Won that may still be minted.")
+    minted_total = models.BigIntegerField(default=0, help_text="Won minted so far under this allowance.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(allowance__gte=0), name="minter_allowance_not_negative")
+        ]
+
+    def __str__(self):
+        return f"{self.minter}: {self.allowance:,} won left"
+
+
+class ControlState(models.Model):
+    """The bank-wide incident switches; one row (pk 1). Payments and transfers read
+    it without a lock: a pause takes effect for every request that starts after it commits."""
+
+    payments_paused = models.BooleanField(default=False)
+    reason = models.CharField(max_length=300, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "control state"
+
+    def __str__(self):
+        return "payments paused" if self.payments_paused else "payments running"

@@ -181,6 +181,14 @@ LEDGER_MAX_ENTRIES_PER_BLOCK = int(os.environ.get("LEDGER_MAX_ENTRIES_PER_BLOCK"
 # Signed requests: how far a device's clock may be from ours.
 SIGNED_REQUEST_WINDOW_SECONDS = int(os.environ.get("SIGNED_REQUEST_WINDOW_SECONDS", "300"))
 
+# Back-office controls (maker-checker). A staff mint (grant or reward issued by
+# hand) above LARGE_MINT_THRESHOLD won needs a second staff member's approval.
+LARGE_MINT_THRESHOLD = int(os.environ.get("LARGE_MINT_THRESHOLD", "1000000"))
+# A minter (wallet_topup, program_issuance, staff_issuance) seen for the first
+# time starts with this allowance; later raises go through approval. Operators
+# set it to 0 to require an approved allowance before any mint.
+MINTER_INITIAL_ALLOWANCE = int(os.environ.get("MINTER_INITIAL_ALLOWANCE", "100000000000"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

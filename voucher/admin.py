@@ -2,13 +2,16 @@
 programs, merchants and freezes change only through voucher.services, so the
 admin gets the same maker-checker, checks and audit rows as every other caller."""
 
+from django import forms
 from django.contrib import admin, messages
 
-from bank.admin import ReadOnlyAdmin, ReadOnlyInline
+from bank.admin import ReadOnlyAdmin, ReadOnlyInline, ReasonForm, RoleActionsMixin, action_with_form
 from bank.errors import BankError
+from bank.models import Account
 from voucher import services
 from voucher.models import (
     Benefit,
+    KycTier,
     Lot,
     Merchant,
     MerchantMember,
@@ -26,6 +29,7 @@ from voucher.models import (
     Wallet,
     WalletLimitRule,
 )
+from voucher.services.programs import EDITABLE_FIELDS, check_program
 
 
 def _run_each(modeladmin, request, queryset, verb: str, call) -> None:
@@ -54,34 +58,95 @@ class ProgramRuleInline(ReadOnlyInline):
     show_change_link = True
 
 
+class VoucherProgramForm(forms.ModelForm):
+    """The fields a program manager may set; the service's own checks run in clean(),
+    so a bad program is a form error on the page, never a 500."""
+
+    class Meta:
+        model = VoucherProgram
+        fields = ["code", "name", "kind", *EDITABLE_FIELDS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "funder_account" in self.fields:
+            self.fields["funder_account"].queryset = Account.objects.filter(currency="KRW", normal_side="liability")
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.instance.funder_account_id is None or self.errors:
+            return
+        try:
+            check_program(self.instance)
+        except BankError as error:
+            self.add_error(None, f"{error.code}: {error}")
+
+
 @admin.register(VoucherProgram)
-class VoucherProgramAdmin(ReadOnlyAdmin):
+class VoucherProgramAdmin(RoleActionsMixin, ReadOnlyAdmin):
+    """Program managers create and edit drafts here through the program services;
+    an approver (never the maker or an editor) approves."""
+
+    form = VoucherProgramForm
     list_display = ["code", "name", "kind", "status", "budget", "issued_total", "is_transferable", "approved_by"]
     list_filter = ["kind", "status", "is_transferable"]
     search_fields = ["code", "name"]
     inlines = [ProgramRuleInline]
     actions = ["submit", "approve", "close"]
+    action_permissions = {
+        "submit": "voucher.submit_voucherprogram",
+        "approve": "voucher.approve_voucherprogram",
+        "close": "voucher.close_voucherprogram",
+    }
 
-    @admin.action(description="Submit for approval")
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm("voucher.add_voucherprogram")
+
+    def has_change_permission(self, request, obj=None):
+        editable = obj is None or obj.status in (VoucherProgram.Status.DRAFT, VoucherProgram.Status.PENDING_APPROVAL)
+        return editable and request.user.has_perm("voucher.change_voucherprogram")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code", "kind"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        changes = {field: form.cleaned_data[field] for field in EDITABLE_FIELDS if field in form.cleaned_data}
+        if change:
+            services.update_program(actor=request.user, program=obj, **changes)
+            return
+        budget = changes.pop("budget")
+        funder = changes.pop("funder_account")
+        made = services.create_program(
+            actor=request.user,
+            code=obj.code,
+            name=changes.pop("name"),
+            kind=obj.kind,
+            funder_account=funder,
+            budget=budget,
+            **changes,
+        )
+        obj.pk, obj._state.adding = made.pk, False  # the admin logs and redirects to the row the service made
+
+    @admin.action(description="Submit for approval", permissions=["submit"])
     def submit(self, request, queryset):
         _run_each(
             self, request, queryset, "submitted", lambda p: services.submit_program(actor=request.user, program=p)
         )
 
-    @admin.action(description="Approve (not by its maker)")
+    @admin.action(description="Approve (not by its maker)", permissions=["approve"])
     def approve(self, request, queryset):
         _run_each(
             self, request, queryset, "approved", lambda p: services.approve_program(actor=request.user, program=p)
         )
 
-    @admin.action(description="Close (stop issuing)")
+    @admin.action(description="Close (stop issuing)", permissions=["close"])
     def close(self, request, queryset):
-        _run_each(
+        return action_with_form(
             self,
             request,
             queryset,
-            "closed",
-            lambda p: services.close_program(actor=request.user, program=p, reason="closed in the back office"),
+            title="Close programs",
+            done="closed",
+            call=lambda p, data: services.close_program(actor=request.user, program=p, reason=data["reason"]),
         )
 
 
@@ -113,64 +178,110 @@ class WalletLimitRuleAdmin(admin.ModelAdmin):
         return False
 
 
+class SeizureForm(ReasonForm):
+    order_reference = forms.CharField(max_length=100, help_text="The court order's reference number.")
+
+
+class KycTierForm(ReasonForm):
+    kyc_tier = forms.ChoiceField(choices=KycTier.choices)
+
+
 @admin.register(Wallet)
-class WalletAdmin(ReadOnlyAdmin):
+class WalletAdmin(RoleActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "owner", "kyc_tier", "status", "created_at"]
     list_filter = ["kyc_tier", "status"]
     search_fields = ["owner__external_ref"]
     list_select_related = ["owner"]
-    actions = ["freeze", "unfreeze"]
+    actions = ["freeze", "request_unfreeze", "request_seizure", "change_kyc_tier"]
+    action_permissions = {
+        "freeze": "voucher.freeze_wallet",
+        "seize": "voucher.seize_wallet",
+        "kyc": "voucher.change_kyc_tier",
+    }
 
-    @admin.action(description="Freeze")
+    @admin.action(description="Freeze (now, with a reason)", permissions=["freeze"])
     def freeze(self, request, queryset):
-        _run_each(
+        return action_with_form(
             self,
             request,
             queryset,
-            "frozen",
-            lambda w: services.set_wallet_status(actor=request.user, wallet=w, status="frozen", reason="back office"),
+            title="Freeze wallets",
+            done="frozen",
+            call=lambda w, data: services.set_wallet_status(
+                actor=request.user, wallet=w, status=Wallet.Status.FROZEN, reason=data["reason"]
+            ),
         )
 
-    @admin.action(description="Unfreeze")
-    def unfreeze(self, request, queryset):
-        _run_each(
+    @admin.action(description="Request unfreeze (needs an approver)", permissions=["freeze"])
+    def request_unfreeze(self, request, queryset):
+        return action_with_form(
             self,
             request,
             queryset,
-            "unfrozen",
-            lambda w: services.set_wallet_status(actor=request.user, wallet=w, status="active", reason="back office"),
+            title="Request unfreeze",
+            done="unfreeze requested",
+            call=lambda w, data: services.request_unfreeze(actor=request.user, target=w, reason=data["reason"]),
+        )
+
+    @admin.action(description="Request seizure under a court order (needs two approvers)", permissions=["seize"])
+    def request_seizure(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Request seizure",
+            done="seizure requested",
+            form_class=SeizureForm,
+            call=lambda w, data: services.request_seizure(
+                actor=request.user, wallet=w, order_reference=data["order_reference"], reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Change KYC tier", permissions=["kyc"])
+    def change_kyc_tier(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title="Change KYC tier",
+            done="KYC tier changed",
+            form_class=KycTierForm,
+            call=lambda w, data: services.set_kyc_tier(
+                actor=request.user, wallet=w, kyc_tier=data["kyc_tier"], reason=data["reason"]
+            ),
         )
 
 
 @admin.register(Merchant)
-class MerchantAdmin(ReadOnlyAdmin):
+class MerchantAdmin(RoleActionsMixin, ReadOnlyAdmin):
     list_display = ["name", "business_registration_number", "category", "district", "annual_revenue", "status"]
     list_filter = ["category", "district", "status"]
     search_fields = ["name", "business_registration_number"]
-    actions = ["freeze", "unfreeze"]
+    actions = ["freeze", "request_unfreeze"]
+    action_permissions = {"freeze": "voucher.freeze_merchant"}
 
-    @admin.action(description="Freeze")
+    @admin.action(description="Freeze (now, with a reason)", permissions=["freeze"])
     def freeze(self, request, queryset):
-        _run_each(
+        return action_with_form(
             self,
             request,
             queryset,
-            "frozen",
-            lambda m: services.set_merchant_status(
-                actor=request.user, merchant=m, status="frozen", reason="back office"
+            title="Freeze merchants",
+            done="frozen",
+            call=lambda m, data: services.set_merchant_status(
+                actor=request.user, merchant=m, status=Merchant.Status.FROZEN, reason=data["reason"]
             ),
         )
 
-    @admin.action(description="Unfreeze")
-    def unfreeze(self, request, queryset):
-        _run_each(
+    @admin.action(description="Request unfreeze (needs an approver)", permissions=["freeze"])
+    def request_unfreeze(self, request, queryset):
+        return action_with_form(
             self,
             request,
             queryset,
-            "unfrozen",
-            lambda m: services.set_merchant_status(
-                actor=request.user, merchant=m, status="active", reason="back office"
-            ),
+            title="Request unfreeze",
+            done="unfreeze requested",
+            call=lambda m, data: services.request_unfreeze(actor=request.user, target=m, reason=data["reason"]),
         )
 
 

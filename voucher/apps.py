@@ -11,3 +11,4 @@ class VoucherConfig(AppConfig):
         from voucher.verification import CHECK_NAME, check_reserve_identity
 
         register_check(CHECK_NAME, check_reserve_identity)
+        import voucher.services.controls  # noqa: F401  registers the token's maker-checker kinds

@@ -96,6 +96,12 @@ class MakerCheckerViolation(VoucherError):
     message = "The staff member who made or changed a program cannot approve it."
 
 
+class WalletNotFrozen(VoucherError):
+    code = "wallet_not_frozen"
+    http_status = 409
+    message = "Only a frozen wallet's balance can be seized."
+
+
 class StaffOnly(VoucherError):
     code = "staff_only"
     http_status = 403

@@ -98,6 +98,13 @@ class Wallet(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        permissions = [
+            ("freeze_wallet", "Can freeze a wallet and request its unfreeze"),
+            ("seize_wallet", "Can request the seizure of a frozen wallet under a court order"),
+            ("change_kyc_tier", "Can change a wallet's KYC tier"),
+        ]
+
     def __str__(self):
         return f"wallet #{self.pk} ({self.owner})"
 
@@ -127,6 +134,7 @@ class Merchant(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(annual_revenue__gte=0), name="merchant_revenue_not_negative")]
+        permissions = [("freeze_merchant", "Can freeze a merchant and request its unfreeze")]
 
     def __str__(self):
         return f"{self.name} ({self.business_registration_number})"
@@ -213,6 +221,12 @@ class VoucherProgram(models.Model):
                 condition=Q(issued_total__gte=0) & Q(issued_total__lte=models.F("budget")),
                 name="program_within_budget",
             ),
+        ]
+        permissions = [
+            ("submit_voucherprogram", "Can submit a voucher program for approval"),
+            ("approve_voucherprogram", "Can approve a voucher program made by someone else"),
+            ("close_voucherprogram", "Can close a voucher program"),
+            ("issue_voucher", "Can issue grants and rewards by hand"),
         ]
 
     def __str__(self):

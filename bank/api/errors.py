@@ -25,6 +25,7 @@ REQUEST_SHAPE_ERRORS = (
     errors.TimestampOutOfWindow,
     errors.NonceReplayed,
     errors.DeviceKeyUnknown,
+    errors.PaymentsPaused,  # transient: the same request succeeds once the bank resumes
 )
 
 _DRF_CODES = {

@@ -4,7 +4,11 @@ for writes bad input and conflicts), so the schema tells clients the truth."""
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ALWAYS = {"401": "Not authenticated.", "403": "Not allowed.", "429": "Too many requests; see details.wait_seconds."}
-WRITES = {"400": "Invalid request.", "409": "Conflict with the current state or an earlier request."}
+WRITES = {
+    "400": "Invalid request.",
+    "409": "Conflict with the current state or an earlier request.",
+    "503": "Payments and transfers are paused by the bank (payments_paused); retry later with the same key.",
+}
 
 
 def add_error_responses(result, generator, request, public):

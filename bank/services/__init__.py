@@ -1,8 +1,24 @@
 """Every state change of the ledger. Only this package writes postings and balances."""
 
 from bank.services.accounts import open_account, open_party, set_account_status
+from bank.services.approvals import (
+    ApprovalKind,
+    approve_request,
+    register_kind,
+    reject_request,
+    request_allowance_raise,
+    request_approval,
+)
 from bank.services.audit import record_audit
 from bank.services.consortium import generate_validator, register_validator
+from bank.services.controls import (
+    check_executing,
+    check_not_paused,
+    payments_paused,
+    require_role,
+    set_payments_paused,
+    use_minter_allowance,
+)
 from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
 from bank.services.identity import (
     check_possession,
@@ -17,6 +33,18 @@ from bank.services.posting import EntryRequest, lock_accounts, post_entries, pos
 from bank.services.sealing import seal_pending_entries
 
 __all__ = [
+    "ApprovalKind",
+    "approve_request",
+    "check_executing",
+    "check_not_paused",
+    "payments_paused",
+    "register_kind",
+    "reject_request",
+    "request_allowance_raise",
+    "request_approval",
+    "require_role",
+    "set_payments_paused",
+    "use_minter_allowance",
     "EntryRequest",
     "capture_hold",
     "check_possession",

@@ -5,6 +5,7 @@ from django.db import transaction
 from bank import errors
 from bank.models import Account, Currency, Party
 from bank.services.audit import record_audit
+from bank.services.controls import check_executing
 from bank.services.posting import lock_accounts
 
 
@@ -37,8 +38,9 @@ def open_account(*, owner: Party, code: str, currency: str, normal_side: str, ma
     return account
 
 
-def set_account_status(*, actor, account: Account | int, status: str, reason: str) -> Account:
-    """Freeze, unfreeze or close an account; who did it and why goes to the audit log."""
+def set_account_status(*, actor, account: Account | int, status: str, reason: str, approval=None) -> Account:
+    """Freeze, unfreeze or close an account; who did it and why goes to the audit log.
+    A freeze is immediate; an unfreeze runs only as an approved request (`approval`)."""
     if status not in Account.Status.values:
         raise errors.InvalidEntry(f"Unknown status {status!r}.", field="status")
     if not isinstance(reason, str) or not reason.strip():
@@ -47,6 +49,8 @@ def set_account_status(*, actor, account: Account | int, status: str, reason: st
     with transaction.atomic():
         locked = lock_accounts([account_id])[account_id]
         before = locked.status
+        if before == Account.Status.FROZEN and status != Account.Status.FROZEN:
+            check_executing(approval, kinds=("unfreeze_account", "unfreeze_merchant"), target=None)
         if status == Account.Status.CLOSED and (locked.balance or locked.on_hold):
             raise errors.InvalidEntry("Only an empty account with no open holds can be closed.", field="status")
         locked.status = status

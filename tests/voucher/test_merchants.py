@@ -1,6 +1,9 @@
 import pytest
 
+from bank.errors import ApprovalRequired
 from bank.models import Account, AuditEvent
+from bank.roles import grant_role
+from bank.services import approve_request
 from tests.factories.voucher import UserFactory, merchant, staff, valid_brn
 from voucher import errors, services
 from voucher.models import Merchant
@@ -62,7 +65,10 @@ def test_freezing_a_merchant_freezes_its_token_account_and_is_audited(db):
     services.set_merchant_status(actor=officer, merchant=shop, status="frozen", reason="cashing-out")
     shop.token_account.refresh_from_db()
     assert shop.token_account.status == Account.Status.FROZEN
-    services.set_merchant_status(actor=officer, merchant=shop, status="active", reason="cleared")
+    with pytest.raises(ApprovalRequired):  # an unfreeze needs a second staff member
+        services.set_merchant_status(actor=officer, merchant=shop, status="active", reason="cleared")
+    unfreeze = services.request_unfreeze(actor=grant_role(officer, "approver"), target=shop, reason="cleared")
+    approve_request(actor=grant_role(staff("checker"), "approver"), request=unfreeze)
     shop.token_account.refresh_from_db()
     assert shop.token_account.status == Account.Status.ACTIVE
     assert list(

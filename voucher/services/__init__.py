@@ -1,6 +1,13 @@
 """Every state change of the token. Money moves only through bank.services.post_entry
 and post_entries; nothing here writes a posting or a balance itself."""
 
+from voucher.services.controls import (
+    court_holding_account,
+    issue_by_staff,
+    request_seizure,
+    request_unfreeze,
+    set_kyc_tier,
+)
 from voucher.services.expiry import ExpiryResult, expire_lots
 from voucher.services.issuance import issue_voucher
 from voucher.services.merchants import add_merchant_member, onboard_merchant, set_merchant_status
@@ -33,6 +40,11 @@ __all__ = [
     "create_payment_request",
     "approve_program",
     "close_program",
+    "court_holding_account",
+    "issue_by_staff",
+    "request_seizure",
+    "request_unfreeze",
+    "set_kyc_tier",
     "create_program",
     "expire_lots",
     "issue_voucher",

@@ -1,10 +1,11 @@
 """Issuing grants and rewards: BKRW minted into a program lot, backed by KRW
 from the program's funder, never past the budget or the person's caps."""
 
+from django.conf import settings
 from django.db import transaction
 
 from bank import errors as bank_errors
-from bank.services import lock_accounts, post_entry
+from bank.services import check_executing, lock_accounts, post_entry, use_minter_allowance
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
@@ -31,11 +32,14 @@ def issue_voucher(
     amount: int | None = None,
     idempotency_key: str,
     issued_by=None,
+    approval=None,
 ) -> Benefit:
     """Issue a grant or reward of `amount` (default: the program's face value) to `wallet`.
 
     The idempotency key is the program's: a safety report accepted twice, or a
-    staff click sent twice, issues once.
+    staff click sent twice, issues once. A staff issue above
+    LARGE_MINT_THRESHOLD runs only as an approved large_mint request (`approval`).
+    The mint uses the allowance of its minter: staff_issuance or program_issuance.
     """
     if amount is None:
         amount = program.face_value
@@ -56,6 +60,8 @@ def issue_voucher(
         if program.status != VoucherProgram.Status.ACTIVE or expires_on < day:
             raise errors.ProgramNotActive(program=program.code, status=program.status)
         check_wallet_active(wallet)
+        if issued_by is not None and amount > settings.LARGE_MINT_THRESHOLD:
+            check_executing(approval, kinds=("large_mint",), target=program)
         room = person_room(program, usage(program, wallet, day))
         if room is not None and amount > room:
             raise errors.OverPersonCap(program=program.code, left=room, requested=amount)
@@ -75,6 +81,7 @@ def issue_voucher(
         lot = existing or lot_for(wallet=wallet, program=program, expires_on=expires_on)
         lines = Lines()
         lines.mint(tokens=tokens, krw_from=program.funder_account_id, to=lot.account_id, amount=amount)
+        use_minter_allowance(minter="staff_issuance" if issued_by else "program_issuance", amount=amount)
         entry = post_entry(
             lines=lines.as_list(),
             kind=f"voucher_{program.kind}",

@@ -5,7 +5,7 @@ import re
 from django.db import transaction
 
 from bank.models import Account, Currency, Party
-from bank.services import open_account, open_party, record_audit, set_account_status
+from bank.services import check_executing, open_account, open_party, record_audit, set_account_status
 from voucher import errors
 from voucher.models import District, Merchant, MerchantCategory, MerchantMember
 from voucher.services.common import lock_merchant, require_staff
@@ -112,9 +112,10 @@ def add_merchant_member(*, actor, merchant: Merchant, user, role: str) -> Mercha
     return member
 
 
-def set_merchant_status(*, actor, merchant: Merchant, status: str, reason: str) -> Merchant:
+def set_merchant_status(*, actor, merchant: Merchant, status: str, reason: str, approval=None) -> Merchant:
     """Freeze or unfreeze a merchant. Its token account is frozen in the ledger
-    too, so a payment already past the merchant check is still refused under lock."""
+    too, so a payment already past the merchant check is still refused under lock.
+    A freeze is immediate; an unfreeze runs only as an approved request (`approval`)."""
     require_staff(actor)
     if status not in Merchant.Status.values:
         raise errors.InvalidRequest(f"Unknown status {status!r}.", field="status")
@@ -123,10 +124,14 @@ def set_merchant_status(*, actor, merchant: Merchant, status: str, reason: str) 
     with transaction.atomic():
         merchant = lock_merchant(merchant)
         before = merchant.status
+        if before == Merchant.Status.FROZEN and status != Merchant.Status.FROZEN:
+            check_executing(approval, kinds=("unfreeze_merchant",), target=merchant)
         merchant.status = status
         merchant.save(update_fields=["status"])
         ledger_status = Account.Status.FROZEN if status == Merchant.Status.FROZEN else Account.Status.ACTIVE
-        set_account_status(actor=actor, account=merchant.token_account_id, status=ledger_status, reason=reason)
+        set_account_status(
+            actor=actor, account=merchant.token_account_id, status=ledger_status, reason=reason, approval=approval
+        )
         record_audit(
             actor=actor,
             action=f"merchant.{status}",

@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from bank import errors as bank_errors
 from bank.models import Account
-from bank.services import lock_accounts, post_entry
+from bank.services import check_not_paused, lock_accounts, post_entry
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
 from voucher.limits import Limits, limits_on
@@ -50,6 +50,7 @@ def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str
             if (earlier.merchant_id, earlier.amount, earlier.reference) != (merchant.pk, amount, reference):
                 raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, payment=earlier.pk)
             return earlier
+        check_not_paused()  # after the replay: a retry of a finished payment still gets its answer
         # Not locked: a hot merchant must not serialize its payments. A freeze
         # also freezes its ledger account, which the posting service checks under lock.
         merchant = Merchant.objects.get(pk=merchant.pk)
@@ -196,6 +197,7 @@ def pay_merchant(
             if (earlier.payee_id, earlier.amount, earlier.reference) != (payee.pk, amount, reference):
                 raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, merchant_payment=earlier.pk)
             return earlier
+        check_not_paused()
         payee = Merchant.objects.get(pk=payee.pk)
         check_merchant_active(payer)
         check_merchant_active(payee)

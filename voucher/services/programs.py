@@ -199,6 +199,11 @@ def _move(actor, program, expected: str, target: str, verb: str, extra_fields=()
     return program
 
 
+def check_program(program: VoucherProgram) -> None:
+    """The checks create_program and update_program run, for a form to run first (raises InvalidProgram)."""
+    _validate(program)
+
+
 def _validate(program: VoucherProgram) -> None:
     funder = program.funder_account
     if funder.currency != Currency.KRW or funder.sign != 1 or funder.may_go_negative:

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from bank import errors as bank_errors
-from bank.services import lock_accounts, post_entry
+from bank.services import lock_accounts, post_entry, use_minter_allowance
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
@@ -87,6 +87,8 @@ def top_up(*, wallet: Wallet, amount: int, idempotency_key: str) -> TopUp:
             funder_left[program.funder_account_id] -= value
             bonuses.append((Bonus(program, value, bonus.base), lot))
 
+        # Top-up and its bonuses are one mint of the wallet_topup minter; its row is the last lock taken.
+        use_minter_allowance(minter="wallet_topup", amount=amount + sum(bonus.amount for bonus, _ in bonuses))
         entry = post_entry(
             lines=lines.as_list(), kind="voucher_topup", idempotency_key=ledger_key("topup", wallet.pk, idempotency_key)
         )

@@ -4,7 +4,7 @@ program and expiry, so purpose-bound money stays bound at the receiver."""
 from django.db import transaction
 
 from bank import errors as bank_errors
-from bank.services import lock_accounts, post_entry
+from bank.services import check_not_paused, lock_accounts, post_entry
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
@@ -30,6 +30,7 @@ def transfer(*, from_wallet: Wallet, to_wallet: Wallet, amount: int, idempotency
                 if (earlier.to_wallet_id, earlier.amount) != (receiver.pk, amount):
                     raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, transfer=earlier.pk)
                 return earlier
+        check_not_paused()
         check_wallet_active(sender)
         check_wallet_active(receiver)
         day = seoul_today()

@@ -3,7 +3,7 @@
 from django.db import transaction
 
 from bank.models import Account, Currency, Party
-from bank.services import open_account, record_audit
+from bank.services import check_executing, open_account, record_audit
 from voucher import errors
 from voucher.models import KycTier, Wallet
 from voucher.services.common import lock_wallets, require_staff
@@ -38,9 +38,10 @@ def open_wallet(*, owner: Party, kyc_tier: str = KycTier.NAMED, deposit_account:
     return wallet
 
 
-def set_wallet_status(*, actor, wallet: Wallet, status: str, reason: str) -> Wallet:
+def set_wallet_status(*, actor, wallet: Wallet, status: str, reason: str, approval=None) -> Wallet:
     """Freeze or unfreeze a wallet. A frozen wallet cannot pay, send, top up or
-    cash out; refunds still reach it."""
+    cash out; refunds still reach it. A freeze is immediate; an unfreeze runs
+    only as an approved request (`approval`, see voucher.services.controls)."""
     require_staff(actor)
     if status not in Wallet.Status.values:
         raise errors.InvalidRequest(f"Unknown status {status!r}.", field="status")
@@ -49,6 +50,8 @@ def set_wallet_status(*, actor, wallet: Wallet, status: str, reason: str) -> Wal
     with transaction.atomic():
         wallet = lock_wallets(wallet)[wallet.pk]
         before = wallet.status
+        if before == Wallet.Status.FROZEN and status != Wallet.Status.FROZEN:
+            check_executing(approval, kinds=("unfreeze_wallet",), target=wallet)
         wallet.status = status
         wallet.save(update_fields=["status"])
         record_audit(

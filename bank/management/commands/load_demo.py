@@ -7,7 +7,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from bank.demo import DEMO_STAFF
+from bank.demo import DEMO_STAFF, ROLE_PASSWORD, ROLE_STAFF
 from bank.services import seal_pending_entries
 from bank.verification import verify_ledger
 
@@ -42,7 +42,8 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 "\nBusan demo ready.\n"
                 "  Back office (Django admin): http://127.0.0.1:8000/admin/\n"
-                f"    staff login: {username} / {password}\n"
+                f"    staff login: {username} / {password} (setup only)\n"
+                f"    role logins: {', '.join(login for login, _ in ROLE_STAFF)} / {ROLE_PASSWORD}\n"
                 "  Wallet API docs (OpenAPI):  http://127.0.0.1:8000/api/docs/\n"
                 "  Latest attested block:      http://127.0.0.1:8000/api/v1/ledger/blocks/latest/\n"
             )

@@ -1,0 +1,119 @@
+"""Staff roles: one table, role name -> the permissions ("app_label.codename")
+its Django group holds. `manage.py setup_roles` (and load_demo) applies it;
+running it again changes nothing. A codename whose model is not installed
+yet (settlement batches arrive with the settlement app) is skipped, so the
+table can name it before it exists.
+
+Superusers are for setup only; day-to-day staff hold exactly one role.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+_VIEW_LEDGER = [
+    "bank.view_party",
+    "bank.view_account",
+    "bank.view_journalentry",
+    "bank.view_posting",
+    "bank.view_hold",
+    "bank.view_block",
+    "bank.view_validatorkey",
+    "bank.view_devicekey",
+]
+_VIEW_TOKEN = [
+    "voucher.view_wallet",
+    "voucher.view_merchant",
+    "voucher.view_lot",
+    "voucher.view_topup",
+    "voucher.view_payment",
+    "voucher.view_refund",
+    "voucher.view_transfer",
+    "voucher.view_benefit",
+    "voucher.view_redemption",
+    "voucher.view_voucherprogram",
+    "voucher.view_programrule",
+    "voucher.view_walletlimitrule",
+    "voucher.view_merchantmember",
+    "voucher.view_merchantpayment",
+    "voucher.view_paymentrequest",
+]
+_VIEW_CONTROLS = ["bank.view_approvalrequest", "bank.view_minterallowance", "bank.view_controlstate"]
+_VIEW_AUDIT = ["bank.view_auditevent", "bank.export_audit"]
+
+ROLES: dict[str, list[str]] = {
+    # Customers, their KYC tier and deposits; freezes a wallet on the spot and may ask for its unfreeze.
+    "teller": _VIEW_LEDGER + _VIEW_TOKEN + ["voucher.change_kyc_tier", "voucher.freeze_wallet"],
+    # Makes and edits voucher programs and issues grants by hand (large ones go to an approver).
+    "program_manager": _VIEW_TOKEN
+    + [
+        "voucher.add_voucherprogram",
+        "voucher.change_voucherprogram",
+        "voucher.submit_voucherprogram",
+        "voucher.close_voucherprogram",
+        "voucher.add_programrule",
+        "voucher.issue_voucher",
+    ],
+    # The checker: approves programs and every maker-checker request (large mints, adjustments,
+    # unfreezes, seizures, allowance raises); also the compliance desk that freezes and files them.
+    "approver": _VIEW_LEDGER
+    + _VIEW_TOKEN
+    + _VIEW_CONTROLS
+    + [
+        "bank.approve_request",
+        "voucher.approve_voucherprogram",
+        "bank.freeze_account",
+        "bank.adjust_ledger",
+        "bank.raise_allowance",
+        "voucher.freeze_wallet",
+        "voucher.freeze_merchant",
+        "voucher.seize_wallet",
+    ],
+    # Settlement batches: see and run them (the codenames arrive with the settlement models).
+    "settlement_operator": _VIEW_TOKEN
+    + ["bank.view_account", "bank.view_journalentry", "voucher.view_settlementbatch", "voucher.run_settlement"],
+    # The incident desk's switch: pause and resume payments and transfers.
+    "pauser": _VIEW_CONTROLS + ["bank.pause_payments", "bank.view_account"],
+    # Read-only everything, the audit log included (filled in by setup_roles with every view_ permission).
+    "auditor": _VIEW_LEDGER + _VIEW_TOKEN + _VIEW_CONTROLS + _VIEW_AUDIT,
+}
+AUDITOR_SEES_EVERY_VIEW = True
+
+
+def _permissions(names: list[str]) -> tuple[list[Permission], list[str]]:
+    found, missing = [], []
+    for name in sorted(set(names)):
+        app_label, codename = name.split(".", 1)
+        permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        (found.append(permission) if permission else missing.append(name))
+    return found, missing
+
+
+def setup_roles() -> dict[str, list[str]]:
+    """Make each role's group hold exactly the table's permissions. Returns the
+    codenames skipped because their model is not installed."""
+    skipped = {}
+    for role, names in ROLES.items():
+        permissions, missing = _permissions(names)
+        if role == "auditor" and AUDITOR_SEES_EVERY_VIEW:
+            permissions = sorted(
+                set(permissions) | set(Permission.objects.filter(codename__startswith="view_")), key=lambda p: p.pk
+            )
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(permissions)
+        if missing:
+            skipped[role] = missing
+    return skipped
+
+
+def grant_role(user, role: str):
+    """Put a staff login in a role's group (setup_roles first, so the group is complete)."""
+    if role not in ROLES:
+        raise ValueError(f"Unknown role {role!r}; roles are {sorted(ROLES)}.")
+    setup_roles()
+    user.groups.add(Group.objects.get(name=role))
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    # Django caches a user's permissions on the object; a fresh lookup sees the new group.
+    for cache in ("_perm_cache", "_group_perm_cache", "_user_perm_cache"):
+        user.__dict__.pop(cache, None)
+    return user
