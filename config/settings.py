@@ -178,6 +178,24 @@ LEDGER_VALIDATOR_KEY_DIR = Path(os.environ.get("LEDGER_VALIDATOR_KEY_DIR", BASE_
 LEDGER_BLOCK_QUORUM = int(os.environ.get("LEDGER_BLOCK_QUORUM", "3"))
 LEDGER_MAX_ENTRIES_PER_BLOCK = int(os.environ.get("LEDGER_MAX_ENTRIES_PER_BLOCK", "10000"))
 
+# The merchant portal (/portal/): sessions in a cookie the page's scripts cannot
+# read, sent only over HTTPS outside development, and a login locked for
+# PORTAL_LOGIN_LOCKOUT_SECONDS after PORTAL_LOGIN_MAX_FAILURES failures of one
+# username from one address (counted in the cache: Redis when REDIS_URL is set).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))  # a working day at the till
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SAMESITE = "Lax"
+LOGIN_URL = "portal:login"
+PORTAL_LOGIN_MAX_FAILURES = int(os.environ.get("PORTAL_LOGIN_MAX_FAILURES", "5"))
+PORTAL_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("PORTAL_LOGIN_LOCKOUT_SECONDS", "900"))
+# The portal signs merchant-presented payment requests with a key derived from
+# this secret and the merchant id (a "device" of the merchant the bank runs).
+PORTAL_SIGNING_SECRET = os.environ.get("PORTAL_SIGNING_SECRET", "") or f"portal:{SECRET_KEY}"
+PORTAL_PAYMENT_REQUEST_MINUTES = int(os.environ.get("PORTAL_PAYMENT_REQUEST_MINUTES", "10"))
+
 # Signed requests: how far a device's clock may be from ours.
 SIGNED_REQUEST_WINDOW_SECONDS = int(os.environ.get("SIGNED_REQUEST_WINDOW_SECONDS", "300"))
 

@@ -8,7 +8,7 @@ a second run changes nothing. Needs no validator keys (sealing is the
 caller's business).
 """
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 from bank.models import Account, Party
 from bank.services import open_account, open_party, post_entry
 from voucher import services
+from voucher.clock import SEOUL, seoul_today
 from voucher.models import Merchant, MerchantMember, Payment, VoucherProgram, Wallet
 from voucher.services.merchants import brn_check_digit
 
@@ -176,6 +177,8 @@ def load_voucher_demo(stdout) -> None:
     )
     cashback = sum(p.cashback_amount for p in Payment.objects.filter(idempotency_key__startswith="demo:pay:"))
     stdout.write(f"  payments: {len(payments)} (cashback {cashback:,} won), 1 refund, 1 merchant-to-merchant")
+    made = _sales_history(wallets[:16], list(merchants.values()))
+    stdout.write(f"  portal sales: {made} new payments over the last {HISTORY_DAYS} days and today")
 
     citizen_token = _token(wallets[0].user)
     stdout.write(
@@ -188,6 +191,44 @@ def load_voucher_demo(stdout) -> None:
         f"  merchant login: {owner.username} / {MERCHANT_PASSWORD} ({first.name}, owner; API token {_token(owner)}); "
         f"every merchant has <short name>-owner, {MERCHANTS[0][0]} also {MERCHANTS[0][0]}-clerk"
     )
+
+
+HISTORY_DAYS = 30
+
+
+def _sales_history(wallets: list[Wallet], merchants: list[Merchant]) -> int:
+    """Sales for the merchant portal's dashboard: every merchant gets payments on
+    about one day in three of the last 30 Seoul days, and two today.
+
+    Keys carry the day, so a second run on the same day changes nothing and a
+    run on a later day adds that day's sales. Each payment is topped up first
+    by the same amount, so the citizens' balances do not run dry.
+    """
+    today = seoul_today()
+    made, number = 0, 0
+    for days_ago in range(HISTORY_DAYS - 1, -1, -1):
+        day = today - timedelta(days=days_ago)
+        for index, merchant in enumerate(merchants):
+            count = 2 if days_ago == 0 else (1 if (days_ago + index) % 3 == 0 else 0)
+            for n in range(count):
+                number += 1
+                wallet = wallets[number % len(wallets)]
+                key = f"demo:sales:{day.isoformat()}:{index}:{n}"
+                if Payment.objects.filter(wallet=wallet, idempotency_key=key).exists():
+                    continue
+                amount = 3_000 + ((index * 7 + days_ago * 13 + n * 5) % 20) * 1_000
+                services.top_up(wallet=wallet, amount=amount, idempotency_key=f"{key}:topup")
+                payment = services.pay(
+                    wallet=wallet, merchant=merchant, amount=amount, idempotency_key=key, reference=f"table-{n + 1}"
+                )
+                if days_ago:
+                    # Demo data only: the payment is made now, through the service, and its
+                    # record is dated back to the day it stands for, so the 30-day chart has
+                    # history. Its ledger entry keeps the real time; amounts are untouched.
+                    at = datetime.combine(day, time(11, 0), tzinfo=SEOUL) + timedelta(minutes=37 * index + 11 * n)
+                    Payment.objects.filter(pk=payment.pk).update(created_at=at)
+                made += 1
+    return made
 
 
 def _staff():

@@ -3,8 +3,14 @@ and post_entries; nothing here writes a posting or a balance itself."""
 
 from voucher.services.expiry import ExpiryResult, expire_lots
 from voucher.services.issuance import issue_voucher
-from voucher.services.merchants import add_merchant_member, onboard_merchant, set_merchant_status
+from voucher.services.merchants import (
+    add_merchant_member,
+    change_settlement_account,
+    onboard_merchant,
+    set_merchant_status,
+)
 from voucher.services.payments import pay, pay_merchant
+from voucher.services.portal_requests import create_portal_payment_request
 from voucher.services.programs import (
     add_program_rule,
     approve_program,
@@ -29,8 +35,10 @@ __all__ = [
     "ExpiryResult",
     "add_merchant_member",
     "add_program_rule",
+    "change_settlement_account",
     "charge_payment_code",
     "create_payment_request",
+    "create_portal_payment_request",
     "approve_program",
     "close_program",
     "create_program",
