@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -114,7 +115,24 @@ CELERY_BEAT_SCHEDULE = {
     "forget-old-nonces": {"task": "bank.tasks.forget_old_nonces", "schedule": 600.0},
     # Lots expire at Seoul midnight; an hourly sweep is idempotent, so a missed run is caught up.
     "expire-voucher-lots": {"task": "voucher.tasks.expire_lots", "schedule": 3600.0},
+    # Yesterday's settlement at 00:30 Seoul (CELERY_TIMEZONE); a re-run resumes or finds it done.
+    "settle-yesterday": {"task": "voucher.tasks.settle_yesterday", "schedule": crontab(minute=30, hour=0)},
 }
+
+# Merchant settlement fees by the merchant's annual revenue, in basis points of the
+# BKRW settled (30 = 0.3%), rounded down to the won. Dated: a change is a new row with
+# a later date, and a batch uses the row in force on its period. The default is
+# Korea's QR-payment (Zero Pay) schedule: free up to 800 million won a year, 0.3% up
+# to 1.2 billion, 0.5% above. A tier is [ceiling in won or None, rate].
+VOUCHER_SETTLEMENT_FEE_SCHEDULE = [
+    {"effective_from": "2019-01-01", "tiers": [[800_000_000, 0], [1_200_000_000, 30], [None, 50]]},
+]
+# Instant settlement (the merchant asks, instead of waiting for the nightly batch)
+# may cost extra, on top of the tier rate; 0 = free.
+VOUCHER_INSTANT_SETTLEMENT_FEE_BP = int(os.environ.get("VOUCHER_INSTANT_SETTLEMENT_FEE_BP", "0"))
+# Merchants settled per database transaction in a batch: progress is committed (and
+# visible) chunk by chunk, and a crash loses at most one chunk's work, which is re-done.
+VOUCHER_SETTLEMENT_CHUNK = int(os.environ.get("VOUCHER_SETTLEMENT_CHUNK", "200"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -395,6 +395,9 @@ class Payment(models.Model):
     cashback_amount = models.BigIntegerField(default=0)
     cashback_lot = models.ForeignKey(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     cashback_clawed_back = models.BigIntegerField(default=0)
+    settlement_line = models.ForeignKey(
+        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -406,7 +409,13 @@ class Payment(models.Model):
                 name="payment_refund_within_amount",
             ),
         ]
-        indexes = [models.Index(fields=["wallet", "created_at"], name="payment_wallet_day")]
+        indexes = [
+            models.Index(fields=["wallet", "created_at"], name="payment_wallet_day"),
+            # What settlement looks for: a merchant's payments no line covers yet.
+            models.Index(
+                fields=["merchant", "created_at"], condition=Q(settlement_line__isnull=True), name="payment_unsettled"
+            ),
+        ]
 
     def __str__(self):
         return f"payment #{self.pk} {self.amount:,} won"
@@ -448,6 +457,9 @@ class Refund(models.Model):
     cashback_clawed_back = models.BigIntegerField(default=0)
     idempotency_key = models.CharField(max_length=64)
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="refund")
+    settlement_line = models.ForeignKey(
+        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds_covered"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -529,6 +541,13 @@ class MerchantPayment(models.Model):
     reference = models.CharField(max_length=100, blank=True)
     idempotency_key = models.CharField(max_length=64)
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="merchant_payment")
+    # The payer's and the payee's settlements each cover it once, on their own side.
+    payer_settlement_line = models.ForeignKey(
+        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="merchant_payments_out"
+    )
+    payee_settlement_line = models.ForeignKey(
+        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="merchant_payments_in"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -594,3 +613,106 @@ class PaymentRequest(models.Model):
 
     def __str__(self):
         return f"payment request #{self.pk} {self.amount:,} won"
+
+
+class SettlementBatch(models.Model):
+    """One settlement run: the daily batch of a Seoul business day (started by beat or
+    by staff, one per day), or one merchant's instant settlement.
+
+    A batch is resumable: each merchant's line is written in the transaction that
+    pays it, so `status` stays running until every merchant has a line, and running
+    the batch again finishes it. The totals are sums over the lines so far.
+    """
+
+    class Kind(models.TextChoices):
+        DAILY = "daily", _("daily")
+        INSTANT = "instant", _("instant")
+        STAFF = "staff", _("by staff")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+
+    period = models.DateField(help_text="The Asia/Seoul business day settled; for instant ones the day asked.")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    cutoff = models.DateTimeField(help_text="Payments received before this instant are settled.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    idempotency_key = models.CharField(
+        max_length=100, blank=True, default="", help_text="Instant settlement: merchant id and the caller's key."
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    merchant_count = models.PositiveIntegerField(default=0)
+    paid_count = models.PositiveIntegerField(default=0)
+    held_count = models.PositiveIntegerField(default=0)
+    payment_count = models.PositiveIntegerField(default=0)
+    gross = models.BigIntegerField(default=0)
+    refunds = models.BigIntegerField(default=0)
+    fees = models.BigIntegerField(default=0)
+    net = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-period", "-pk"]
+        constraints = [
+            # The daily batch and a staff run of the same day are one batch: a second
+            # run resumes it instead of starting another.
+            models.UniqueConstraint(fields=["period"], condition=~Q(kind="instant"), name="one_daily_batch_per_day"),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="one_settlement_per_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} settlement {self.period} #{self.pk}"
+
+
+class SettlementLine(models.Model):
+    """What one merchant was paid in one batch, or why it was held back.
+
+    Every payment, refund and merchant-to-merchant payment a paid line covers points
+    back at it (set in the same transaction as the ledger entry), so no row is ever
+    settled twice and an unsettled row is easy to find. A held line covers nothing.
+
+    burned = gross + from_merchants - refunds - to_merchants (the BKRW destroyed),
+    fee = burned x the merchant's tier rate, rounded down; net = burned - fee (KRW paid).
+    """
+
+    class Status(models.TextChoices):
+        PAID = "paid", _("paid")
+        HELD = "held", _("held back")
+
+    batch = models.ForeignKey(SettlementBatch, on_delete=models.PROTECT, related_name="lines")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="settlement_lines")
+    period = models.DateField()
+    status = models.CharField(max_length=8, choices=Status.choices)
+    held_reason = models.CharField(max_length=40, blank=True, default="")
+    payment_count = models.PositiveIntegerField(default=0)
+    gross = models.BigIntegerField(default=0, help_text="Customer payments received.")
+    refunds = models.BigIntegerField(default=0, help_text="Refunds given back to customers.")
+    from_merchants = models.BigIntegerField(default=0, help_text="BKRW received from other merchants.")
+    to_merchants = models.BigIntegerField(default=0, help_text="BKRW paid to other merchants (suppliers).")
+    fee_rate_bp = models.PositiveIntegerField(default=0, help_text="Basis points (30 = 0.3%).")
+    fee = models.BigIntegerField(default=0)
+    net = models.BigIntegerField(default=0, help_text="KRW paid to the settlement account.")
+    entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_line"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["batch", "merchant"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "merchant"], name="one_line_per_merchant_and_batch"),
+            models.CheckConstraint(condition=Q(fee__gte=0) & Q(net__gte=0), name="settlement_line_not_negative"),
+        ]
+        indexes = [models.Index(fields=["merchant", "period"], name="settlement_line_merchant_day")]
+
+    def __str__(self):
+        return f"settlement of {self.merchant} for {self.period}: {self.net:,} won"
+
+    @property
+    def burned(self) -> int:
+        return self.net + self.fee

@@ -27,6 +27,7 @@ from voucher.services.qr_payments import (
     request_payload,
 )
 from voucher.services.refunds import refund_payment
+from voucher.services.settlement import estimate_next_settlement, settle_day, settle_merchant_now
 from voucher.services.topups import redeem, top_up
 from voucher.services.transfers import transfer
 from voucher.services.wallets import open_wallet, set_wallet_status
@@ -42,6 +43,7 @@ __all__ = [
     "approve_program",
     "close_program",
     "create_program",
+    "estimate_next_settlement",
     "expire_lots",
     "issue_voucher",
     "onboard_merchant",
@@ -55,6 +57,8 @@ __all__ = [
     "request_payload",
     "set_merchant_status",
     "set_wallet_status",
+    "settle_day",
+    "settle_merchant_now",
     "submit_program",
     "top_up",
     "transfer",
