@@ -114,12 +114,6 @@ class OverPersonCap(VoucherError):
     message = "The person has reached the program's cap."
 
 
-class OwnerOnly(VoucherError):
-    code = "owner_only"
-    http_status = 403
-    message = "Only the merchant's owner may do this."
-
-
 class InvalidMerchant(VoucherError):
     code = "invalid_merchant"
     message = "The merchant's registration data are invalid."

@@ -159,7 +159,7 @@ def test_the_settlement_account_may_not_be_another_partys(shop, other):
         services.change_settlement_account(
             actor=shop.owner, merchant=shop.merchant, account=other.merchant.settlement_account
         )
-    with pytest.raises(errors.OwnerOnly):
+    with pytest.raises(errors.MerchantOwnerOnly):
         services.change_settlement_account(
             actor=shop.clerk, merchant=shop.merchant, account=shop.merchant.settlement_account
         )

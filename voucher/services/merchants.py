@@ -148,7 +148,7 @@ def change_settlement_account(*, actor, merchant: Merchant, account: Account, re
     if not MerchantMember.objects.filter(
         user_id=getattr(actor, "pk", None), merchant=merchant, role=MerchantMember.Role.OWNER
     ).exists():
-        raise errors.OwnerOnly()
+        raise errors.MerchantOwnerOnly()
     with transaction.atomic():
         merchant = lock_merchant(merchant)
         account = Account.objects.filter(pk=getattr(account, "pk", None)).first()
