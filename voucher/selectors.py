@@ -169,7 +169,6 @@ def wallet_benefits(wallet: Wallet, day: date | None = None) -> list[dict]:
     return [benefits_this_month(wallet, program, day) for program in programs.order_by("pk")]
 
 
-
 # Settlement's read side lives in its own module; the names are importable from here too.
 from voucher.selectors_settlement import (  # noqa: E402, F401
     batch_reconciliation,
