@@ -177,6 +177,8 @@ def load_voucher_demo(stdout) -> None:
     )
     cashback = sum(p.cashback_amount for p in Payment.objects.filter(idempotency_key__startswith="demo:pay:"))
     stdout.write(f"  payments: {len(payments)} (cashback {cashback:,} won), 1 refund, 1 merchant-to-merchant")
+    _settle(merchants, wallets, officer, stdout)
+    # After the settlements, so the portal's dashboard has sales and a next-settlement estimate.
     made = _sales_history(wallets[:16], list(merchants.values()))
     stdout.write(f"  portal sales: {made} new payments over the last {HISTORY_DAYS} days and today")
 
@@ -315,3 +317,29 @@ def _citizen(index: int, cash: Account) -> Wallet:
 def _issue(program: VoucherProgram, wallets: list[Wallet], label: str) -> None:
     for wallet in wallets:
         services.issue_voucher(program=program, wallet=wallet, idempotency_key=f"demo:{label}:{wallet.owner_id}")
+
+
+def _settle(merchants: dict[str, Merchant], wallets: list[Wallet], officer, stdout) -> None:
+    """Settle what the demo merchants took (staff-requested instant settlements, so
+    the portal has statements to show), then a few sales after it, so the first
+    merchant's next-settlement estimate is not empty. Stable keys: a re-run replays."""
+    settled = []
+    for short, merchant in merchants.items():
+        if merchant.payments.exists() or merchant.payments_in.exists():
+            settled.append(
+                services.settle_merchant_now(
+                    merchant=merchant, acting_user=officer, idempotency_key=f"demo:settle:{short}"
+                )
+            )
+    first = merchants[MERCHANTS[0][0]]
+    for number, amount in enumerate((8_000, 14_500, 22_000)):
+        services.pay(
+            wallet=wallets[number],
+            merchant=first,
+            amount=amount,
+            idempotency_key=f"demo:pay-after-settlement:{number}",
+            reference=f"demo-after-{number}",
+        )
+    net = sum(line.net for line in settled)
+    fees = sum(line.fee for line in settled)
+    stdout.write(f"  settlements: {len(settled)} merchants paid {net:,} won (fees {fees:,} won); 3 sales since")
