@@ -4,7 +4,7 @@ prints. Pure functions from figures to drawing coordinates."""
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28  # margins leave room for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 56, 20, 12, 28  # margins leave room for the axis labels
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class Bar:
     y: float
     width: float
     height: float
+    center: float  # where the day's label is centred
     label: str  # the day, shown under every fifth bar
     title: str  # the tooltip: day, count, total
     show_label: bool
@@ -32,6 +33,7 @@ def bar_chart(sales, *, title_for) -> dict:
                 y=round(TOP + plot_height - height, 1),
                 width=round(slot * 0.7, 1),
                 height=round(height, 1),
+                center=round(LEFT + index * slot + slot / 2, 1),
                 label=day_sales.day.strftime("%m-%d"),
                 title=title_for(day_sales),
                 show_label=index % 5 == 0 or index == len(sales) - 1,
