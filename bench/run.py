@@ -28,7 +28,7 @@ POSTING_ACCOUNTS = 20_000
 CLIENTS = 4
 ROUNDS = 4  # comparisons take turns in slices, so a slow spell of the shared machine hits both
 BIG_LEDGER, SMALL_LEDGER = 1_000_000, 100_000
-GROUPS = ("posting", "verify")
+GROUPS = ("posting", "verify", "portal")
 
 # figure -> (unit, target); a target reads "higher is better" for >= and lower for <=.
 FIGURES = {
@@ -46,6 +46,9 @@ FIGURES = {
     "verify_vs_floor": ("ratio", "<= 2"),
     "verify_peak_mb_100k": ("MB RSS", "flat"),
     "verify_peak_mb_1m": ("MB RSS", "flat"),
+    "portal_dashboard_p50_ms": ("ms", ""),
+    "portal_dashboard_p95_ms": ("ms", "< 150"),
+    "portal_dashboard_queries": ("queries", ""),
 }
 
 
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         _posting(server, seconds, figures, notes)
     if "verify" in groups:
         _verify(server, seconds, args.rebuild_ledgers, figures, notes)
+    if "portal" in groups:
+        from bench import portal
+
+        portal.run(server, seconds, figures, notes, _step)
     _print_table(figures, notes)
     _merge_results(figures)
     print(f"bench: done in {time.perf_counter() - started:.0f} s; figures merged into {RESULTS}")
@@ -235,7 +242,7 @@ def _print_table(figures: dict, notes: dict) -> None:
     for name, (unit, target) in FIGURES.items():
         if name in figures:
             value = figures[name]
-            shown = f"{value:,.2f}" if unit in ("ratio", "s") else f"{value:,.0f}"
+            shown = f"{value:,.2f}" if unit in ("ratio", "s", "ms") else f"{value:,.0f}"
             rows.append((name, shown, unit, target, notes.get(name, "")))
     width = [max(len(row[column]) for row in rows) for column in range(4)]
     print()
