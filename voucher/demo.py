@@ -193,6 +193,10 @@ def load_voucher_demo(stdout) -> None:
         f"  merchant login: {owner.username} / {MERCHANT_PASSWORD} ({first.name}, owner; API token {_token(owner)}); "
         f"every merchant has <short name>-owner, {MERCHANTS[0][0]} also {MERCHANTS[0][0]}-clerk"
     )
+    stdout.write(
+        f"  merchant portal: http://127.0.0.1:8000/portal/ as {MERCHANTS[0][0]}-owner (owner) or "
+        f"{MERCHANTS[0][0]}-clerk (clerk), password {MERCHANT_PASSWORD}"
+    )
 
 
 HISTORY_DAYS = 30

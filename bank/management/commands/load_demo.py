@@ -43,6 +43,7 @@ class Command(BaseCommand):
                 "\nBusan demo ready.\n"
                 "  Back office (Django admin): http://127.0.0.1:8000/admin/\n"
                 f"    staff login: {username} / {password}\n"
+                "  Merchant portal:            http://127.0.0.1:8000/portal/ (merchant logins above)\n"
                 "  Wallet API docs (OpenAPI):  http://127.0.0.1:8000/api/docs/\n"
                 "  Latest attested block:      http://127.0.0.1:8000/api/v1/ledger/blocks/latest/\n"
             )
