@@ -133,3 +133,12 @@ def test_a_staff_user_without_a_merchant_cannot_use_the_portal(client, db):
     staff_user = UserFactory(username="back-office", is_staff=True)
     client.force_login(staff_user)
     assert client.get(reverse("portal:dashboard")).status_code == 302
+
+
+def test_login_returns_to_the_page_asked_for_but_never_to_another_site(client, shop):
+    login = reverse("portal:login")
+    back = client.post(login, {"username": "mine-owner", "password": PASSWORD, "next": reverse("portal:payments")})
+    assert back["Location"] == reverse("portal:payments")
+    client.post(reverse("portal:logout"))
+    away = client.post(login, {"username": "mine-owner", "password": PASSWORD, "next": "https://evil.example/"})
+    assert away["Location"] == reverse("portal:dashboard")

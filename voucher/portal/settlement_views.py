@@ -31,7 +31,7 @@ def _line_or_404(request, line_id: int):
 @member_required
 def settlement_list(request):
     merchant = request.member.merchant
-    lines = selectors.settlement_lines_for(merchant).select_related("batch")
+    lines = selectors.settlement_lines_for(merchant)  # with each line's batch
     page = Paginator(lines, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "is_owner": is_owner(request.member)}
     return render(request, "portal/settlements.html", context)
