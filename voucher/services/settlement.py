@@ -228,8 +228,8 @@ def settle_merchant_now(*, merchant: Merchant, acting_user, idempotency_key: str
                 idempotency_key=key,
             )
             [line] = _settle_merchants(batch, [merchant.pk], instant=True) or [None]
-            if line is None:  # gone, or the merchant row vanished
-                raise errors.InvalidRequest("No such merchant.", field="merchant")
+            if line is None:  # nothing received since the last settlement
+                raise errors.NothingToSettle()
             if line.status == SettlementLine.Status.HELD:
                 if line.held_reason == HeldReason.MERCHANT_FROZEN:
                     raise errors.MerchantFrozen(merchant=merchant.pk)
@@ -309,6 +309,15 @@ def _settle_merchants(batch: SettlementBatch, merchant_ids: Iterable[int], *, in
         + [m.settlement_account_id for m in merchants]
         + [tokens.reserve.pk, tokens.issuance.pk, fee_account.pk]
     )
+    # A merchant another run settled meanwhile (an instant settlement that took
+    # the same payments) has nothing left: it gets no line rather than an empty one.
+    empty = [
+        line for line in lines if not (line.payment_count or line.refunds or line.from_merchants or line.to_merchants)
+    ]
+    if empty:
+        SettlementLine.objects.filter(pk__in=[line.pk for line in empty]).delete()
+        lines = [line for line in lines if line not in empty]
+        merchants = [m for m in merchants if m.pk in {line.merchant_id for line in lines}]
     requests, paying, held = [], [], []
     for merchant in merchants:
         line = by_merchant[merchant.pk]
