@@ -1,5 +1,5 @@
 """A real Celery worker settling a day is killed (SIGKILL) halfway through the
-batch, in the middle of a chunk's transaction; the task is run again on a new
+batch, inside a chunk's open transaction; the task is run again on a new
 worker. Every merchant ends up paid exactly once and the books reconcile."""
 
 import os
@@ -18,7 +18,7 @@ from django.db.models import Count, Sum
 from config import celery_app
 from tests.bank.test_celery_worker import running_database_url, wait_for
 from tests.factories.voucher import merchant
-from tests.voucher.settlement_support import sale, yesterday
+from tests.voucher.settlement_support import sale, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, natural
 from voucher import tasks
 from voucher.models import Payment, SettlementBatch, SettlementLine
@@ -100,9 +100,9 @@ def test_a_worker_killed_mid_batch_then_rerun_pays_every_merchant_exactly_once(q
         for n in range(2):
             sale(shop, 10_000 + 100 * index + n, key=f"s{index}-{n}")
     stuck = sorted(shops, key=lambda s: s.pk)[STUCK_AT]
-    # Hold one merchant's token account locked from outside, like a slow transaction
-    # would: the worker settles the merchants before it, then waits inside that
-    # merchant's chunk with its line written and its payments marked, uncommitted.
+    # Hold one merchant's token account locked from outside, as a slow payment
+    # would: the worker commits the merchants before it, then waits inside that
+    # merchant's chunk, its transaction open and the merchant's row locked.
     blocker = psycopg.connect(running_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute("SELECT id FROM bank_account WHERE id = %s FOR UPDATE", [stuck.token_account_id])
     worker = start()
@@ -124,7 +124,7 @@ def test_a_worker_killed_mid_batch_then_rerun_pays_every_merchant_exactly_once(q
     # then what it committed is visible and consistent, the rest is untouched
     batch = SettlementBatch.objects.get()
     assert batch.status == "running" and batch.lines.count() == STUCK_AT
-    assert Payment.objects.filter(settlement_line__isnull=False).count() == 2 * STUCK_AT
+    assert sum(times_settled(p) for p in Payment.objects.all()) == 2 * STUCK_AT
     assert batch_reconciliation(batch)["balanced"]
     assert not result.ready()
 
@@ -141,7 +141,7 @@ def test_a_worker_killed_mid_batch_then_rerun_pays_every_merchant_exactly_once(q
     assert outcome["status"] == "done" and batch.status == "done"
     per_merchant = dict(batch.lines.values_list("merchant_id").annotate(n=Count("pk")))
     assert per_merchant == {shop.pk: 1 for shop in shops}
-    assert not Payment.objects.filter(settlement_line__isnull=True).exists()
+    assert [times_settled(p) for p in Payment.objects.all()] == [1] * 2 * MERCHANTS
     for shop in shops:
         expected = Payment.objects.filter(merchant=shop).aggregate(total=Sum("amount"))["total"]
         assert natural(shop.settlement_account) == expected and natural(shop.token_account) == 0

@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Sum
 
 from tests.factories.voucher import merchant, staff, wallet_with_tokens
-from tests.voucher.settlement_support import sale, yesterday
+from tests.voucher.settlement_support import refund_times_settled, sale, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, natural, race
 from voucher import services
 from voucher.models import Payment, Refund, SettlementBatch, SettlementLine
@@ -26,22 +26,24 @@ def _shops_with_sales(count: int, sales: int = 3) -> list:
 
 
 def assert_each_payment_settled_once(shops) -> None:
-    """Each merchant's settled net + fees is exactly what its covered payments
-    bring in, every covered payment points at one paid line, and what is not
-    settled is still in the merchant's token account."""
+    """No payment or refund is covered by two paid lines; each merchant's settled
+    net + fees is exactly what its covered rows bring in; what is not settled is
+    still in the merchant's token account."""
     for shop in shops:
-        covered = Payment.objects.filter(merchant=shop, settlement_line__isnull=False)
-        assert not covered.exclude(settlement_line__status="paid").exists()
+        payments = list(Payment.objects.filter(merchant=shop))
+        refunds = list(Refund.objects.filter(payment__merchant=shop))
+        covered = [p for p in payments if times_settled(p) == 1]
+        assert all(times_settled(p) <= 1 for p in payments)
+        assert all(refund_times_settled(r) <= 1 for r in refunds)
+        covered_refunds = sum(r.amount for r in refunds if refund_times_settled(r) == 1)
         lines = SettlementLine.objects.filter(merchant=shop, status="paid")
         paid = lines.aggregate(gross=Sum("gross"), net=Sum("net"), fee=Sum("fee"), n=Sum("payment_count"))
-        refunds = Refund.objects.filter(settlement_line__merchant=shop).aggregate(total=Sum("amount"))["total"] or 0
-        assert (paid["n"] or 0) == covered.count()
-        assert (paid["gross"] or 0) == (covered.aggregate(total=Sum("amount"))["total"] or 0)
-        assert (paid["net"] or 0) + (paid["fee"] or 0) == (paid["gross"] or 0) - refunds
-        assert natural(shop.settlement_account) == (paid["net"] or 0)
-        received = Payment.objects.filter(merchant=shop).aggregate(total=Sum("amount"))["total"] or 0
-        all_refunds = Refund.objects.filter(payment__merchant=shop).aggregate(total=Sum("amount"))["total"] or 0
-        assert natural(shop.token_account) == received - all_refunds - (paid["net"] or 0) - (paid["fee"] or 0)
+        net, fee = paid["net"] or 0, paid["fee"] or 0
+        assert (paid["n"] or 0) == len(covered) and (paid["gross"] or 0) == sum(p.amount for p in covered)
+        assert net + fee == sum(p.amount for p in covered) - covered_refunds
+        assert natural(shop.settlement_account) == net
+        received = sum(p.amount for p in payments) - sum(r.amount for r in refunds)
+        assert natural(shop.token_account) == received - net - fee
 
 
 def test_instant_settlements_requested_while_the_daily_batch_runs_pay_nobody_twice(settings):
@@ -58,10 +60,8 @@ def test_instant_settlements_requested_while_the_daily_batch_runs_pay_nobody_twi
     outcomes = race(calls)
     # then every call ended well (an instant request that found nothing left says so)
     assert all(not isinstance(o, str) or o == "nothing_to_settle" for o in outcomes), outcomes
-    assert all(
-        p.settlement_line_id
-        for p in Payment.objects.filter(created_at__lt=SettlementBatch.objects.get(kind="daily").cutoff)
-    )
+    daily_cutoff = SettlementBatch.objects.get(kind="daily").cutoff
+    assert all(times_settled(p) == 1 for p in Payment.objects.filter(created_at__lt=daily_cutoff))
     assert_each_payment_settled_once(shops)
     daily = SettlementBatch.objects.get(kind="daily")
     assert daily.status == "done" and batch_reconciliation(daily)["balanced"]
