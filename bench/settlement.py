@@ -53,7 +53,7 @@ def ensure_template(server: Server, payments: int, *, rebuild: bool = False) -> 
     dbname = template_name(server, payments)
     if not rebuild and server.exists(dbname):
         with django_database(dbname):
-            reason = _why_not_reusable(payments)
+            reason = why_not_reusable(payments)
         if reason is None:
             return dbname, "reused"
         print(f"  no reusable payments in {dbname} ({reason}): building them")
@@ -66,10 +66,13 @@ def _fingerprint(payments: int) -> str:
     shape = f"{BUILDER_VERSION}:{payments}:{MERCHANTS}:{BATCH}"
     digest = hashlib.sha256(shape.encode())
     digest.update(Path(__file__).read_bytes())
+    root = Path(__file__).resolve().parent.parent
+    for migration in sorted([*root.glob("bank/migrations/0*.py"), *root.glob("voucher/migrations/0*.py")]):
+        digest.update(migration.read_bytes())  # a schema change (even under the same name) means a rebuild
     return digest.hexdigest()
 
 
-def _why_not_reusable(payments: int) -> str | None:
+def why_not_reusable(payments: int) -> str | None:
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -31,8 +31,7 @@ def main() -> int:
     day = seoul_today() - timedelta(days=1)
     cutoff = day_bounds(day)[1]
     groupby_sql = (
-        "SELECT merchant_id, count(*), sum(amount) FROM voucher_payment "
-        "WHERE settlement_line_id IS NULL AND created_at < %s GROUP BY merchant_id"
+        "SELECT merchant_id, count(*), sum(amount) FROM voucher_payment WHERE created_at < %s GROUP BY merchant_id"
     )
     timings = []
     with connection.cursor() as cursor:

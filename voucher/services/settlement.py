@@ -75,9 +75,9 @@ class HeldReason:
 # --- fees ----------------------------------------------------------------------------------
 
 
-def fee_rate_bp(merchant: Merchant, day: date, *, instant: bool = False) -> int:
+def fee_rate_bp(merchant: Merchant, day: date, *, instant: bool = False, schedule=None) -> int:
     """The merchant's fee rate in basis points on `day`, by the schedule in force then."""
-    rows = sorted(_fee_schedule(), key=lambda row: row[0])
+    rows = sorted(schedule or _fee_schedule(), key=lambda row: row[0])
     in_force = [tiers for since, tiers in rows if since <= day]
     if not in_force:
         raise errors.InvalidRequest(f"No settlement fee schedule is in force on {day}.", field="day")
@@ -332,13 +332,14 @@ def _settle_merchants(batch: SettlementBatch, merchant_ids: Iterable[int], *, in
         for kind in KINDS
     }
     lines, requests, paying = [], [], []
+    schedule = _fee_schedule()
     for merchant in merchants:
         line = SettlementLine(
             batch=batch,
             merchant=merchant,
             period=batch.period,
             status=SettlementLine.Status.PAID,
-            fee_rate_bp=fee_rate_bp(merchant, batch.period, instant=instant),
+            fee_rate_bp=fee_rate_bp(merchant, batch.period, instant=instant, schedule=schedule),
         )
         for kind in KINDS:
             after = marks[merchant.pk][kind]
@@ -364,7 +365,39 @@ def _settle_merchants(batch: SettlementBatch, merchant_ids: Iterable[int], *, in
             paying.append(line)
     for line, entry in zip(paying, post_entries(requests=requests), strict=True):
         line.entry = entry
-    return SettlementLine.objects.bulk_create(lines)
+    return _insert_lines(batch, lines)
+
+
+# Every column but the id, in the model's order; filled from plain ints and strings,
+# which is several times cheaper than bulk_create preparing each value of 10,000 lines.
+_LINE_FIELDS = [f for f in SettlementLine._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_lines(batch: SettlementBatch, lines: list[SettlementLine]) -> list[SettlementLine]:
+    if not lines:
+        return []
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _LINE_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_LINE_FIELDS))
+    now = timezone.now()
+    period = connection.ops.adapt_datefield_value(batch.period)
+    created = connection.ops.adapt_datetimefield_value(now)
+    rows = []
+    for line in lines:
+        line.created_at = now
+        row = [getattr(line, f.attname) for f in _LINE_FIELDS]
+        row[_PERIOD_AT], row[_CREATED_AT] = period, created
+        rows.append(row)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {quote(SettlementLine._meta.db_table)} ({columns}) VALUES ({placeholders})", rows
+        )
+    merchant_ids = [line.merchant_id for line in lines]
+    return list(batch.lines.filter(merchant_id__in=merchant_ids).select_related("batch").order_by("merchant_id"))
+
+
+_PERIOD_AT = [f.attname for f in _LINE_FIELDS].index("period")
+_CREATED_AT = [f.attname for f in _LINE_FIELDS].index("created_at")
 
 
 def _entry_request(batch, merchant: Merchant, line: SettlementLine, burned: int, tokens, fee_account) -> EntryRequest:
