@@ -395,9 +395,6 @@ class Payment(models.Model):
     cashback_amount = models.BigIntegerField(default=0)
     cashback_lot = models.ForeignKey(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     cashback_clawed_back = models.BigIntegerField(default=0)
-    settlement_line = models.ForeignKey(
-        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
-    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -411,13 +408,11 @@ class Payment(models.Model):
         ]
         indexes = [
             models.Index(fields=["wallet", "created_at"], name="payment_wallet_day"),
+            # Settlement reads a merchant's payments from its last settled id on.
+            models.Index(fields=["merchant", "id"], name="payment_merchant_id"),
             # The portal's dashboard and payment list: a merchant's payments by time,
             # with the amount in the index so the 30-day chart reads the index only.
             models.Index(fields=["merchant", "created_at"], include=["amount"], name="payment_merchant_time"),
-            # What settlement looks for: a merchant's payments no line covers yet.
-            models.Index(
-                fields=["merchant", "created_at"], condition=Q(settlement_line__isnull=True), name="payment_unsettled"
-            ),
         ]
 
     def __str__(self):
@@ -460,9 +455,6 @@ class Refund(models.Model):
     cashback_clawed_back = models.BigIntegerField(default=0)
     idempotency_key = models.CharField(max_length=64)
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="refund")
-    settlement_line = models.ForeignKey(
-        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds_covered"
-    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -546,19 +538,16 @@ class MerchantPayment(models.Model):
     reference = models.CharField(max_length=100, blank=True)
     idempotency_key = models.CharField(max_length=64)
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="merchant_payment")
-    # The payer's and the payee's settlements each cover it once, on their own side.
-    payer_settlement_line = models.ForeignKey(
-        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="merchant_payments_out"
-    )
-    payee_settlement_line = models.ForeignKey(
-        "SettlementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="merchant_payments_in"
-    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["payer", "idempotency_key"], name="one_merchant_payment_per_key"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="merchant_payment_amount_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["payee", "id"], name="merchant_payment_payee_id"),
+            models.Index(fields=["payer", "id"], name="merchant_payment_payer_id"),
         ]
 
     def __str__(self):
@@ -677,9 +666,13 @@ class SettlementBatch(models.Model):
 class SettlementLine(models.Model):
     """What one merchant was paid in one batch, or why it was held back.
 
-    Every payment, refund and merchant-to-merchant payment a paid line covers points
-    back at it (set in the same transaction as the ledger entry), so no row is ever
-    settled twice and an unsettled row is easy to find. A held line covers nothing.
+    A paid line covers, for its merchant, the rows with ids in (after, through] of
+    four kinds: payments to it, refunds it gave, BKRW other merchants paid it and
+    BKRW it paid them. Its `sequence` is the merchant's n-th paid line, and line n
+    starts exactly where line n-1 ended, so a merchant's paid ranges never overlap
+    and never leave a gap: every row is settled once (see voucher.services.settlement
+    for why an id range is exact). A held line records what it would have covered
+    but has no sequence and covers nothing; the next paid line starts from the same place.
 
     burned = gross + from_merchants - refunds - to_merchants (the BKRW destroyed),
     fee = burned x the merchant's tier rate, rounded down; net = burned - fee (KRW paid).
@@ -694,6 +687,7 @@ class SettlementLine(models.Model):
     period = models.DateField()
     status = models.CharField(max_length=8, choices=Status.choices)
     held_reason = models.CharField(max_length=40, blank=True, default="")
+    sequence = models.PositiveIntegerField(null=True, blank=True, help_text="The merchant's n-th paid line.")
     payment_count = models.PositiveIntegerField(default=0)
     gross = models.BigIntegerField(default=0, help_text="Customer payments received.")
     refunds = models.BigIntegerField(default=0, help_text="Refunds given back to customers.")
@@ -702,6 +696,14 @@ class SettlementLine(models.Model):
     fee_rate_bp = models.PositiveIntegerField(default=0, help_text="Basis points (30 = 0.3%).")
     fee = models.BigIntegerField(default=0)
     net = models.BigIntegerField(default=0, help_text="KRW paid to the settlement account.")
+    payments_after = models.BigIntegerField(default=0)
+    payments_through = models.BigIntegerField(default=0)
+    refunds_after = models.BigIntegerField(default=0)
+    refunds_through = models.BigIntegerField(default=0)
+    from_merchants_after = models.BigIntegerField(default=0)
+    from_merchants_through = models.BigIntegerField(default=0)
+    to_merchants_after = models.BigIntegerField(default=0)
+    to_merchants_through = models.BigIntegerField(default=0)
     entry = models.OneToOneField(
         JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_line"
     )
@@ -711,7 +713,20 @@ class SettlementLine(models.Model):
         ordering = ["batch", "merchant"]
         constraints = [
             models.UniqueConstraint(fields=["batch", "merchant"], name="one_line_per_merchant_and_batch"),
+            # Two settlements of one merchant can never both claim the same next range.
+            models.UniqueConstraint(fields=["merchant", "sequence"], name="one_paid_line_per_sequence"),
+            models.CheckConstraint(
+                condition=Q(status="paid", sequence__isnull=False) | Q(status="held", sequence__isnull=True),
+                name="paid_lines_have_a_sequence",
+            ),
             models.CheckConstraint(condition=Q(fee__gte=0) & Q(net__gte=0), name="settlement_line_not_negative"),
+            models.CheckConstraint(
+                condition=Q(payments_through__gte=models.F("payments_after"))
+                & Q(refunds_through__gte=models.F("refunds_after"))
+                & Q(from_merchants_through__gte=models.F("from_merchants_after"))
+                & Q(to_merchants_through__gte=models.F("to_merchants_after")),
+                name="settlement_ranges_ordered",
+            ),
         ]
         indexes = [models.Index(fields=["merchant", "period"], name="settlement_line_merchant_day")]
 

@@ -172,7 +172,10 @@ def wallet_benefits(wallet: Wallet, day: date | None = None) -> list[dict]:
 # Settlement's read side lives in its own module; the names are importable from here too.
 from voucher.selectors_settlement import (  # noqa: E402, F401
     batch_reconciliation,
+    payments_covered_by,
+    settlement_line_of,
     settlement_lines_for,
     settlement_statement_context,
     settlement_statement_csv,
+    unsettled_payments,
 )

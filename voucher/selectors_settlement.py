@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from bank.models import Posting
 from voucher.clock import SEOUL
-from voucher.models import Merchant, SettlementBatch, SettlementLine
+from voucher.models import Merchant, Payment, SettlementBatch, SettlementLine
 from voucher.services.common import ISSUANCE_CODE, RESERVE_CODE
 
 # Korean first, English after, so Excel in Korea shows Hangul (the BOM tells it UTF-8).
@@ -124,3 +124,35 @@ def batch_reconciliation(batch: SettlementBatch) -> dict:
         "krw_out_of_reserve": reserve_out,
         "balanced": net + fees == burned == reserve_out,
     }
+
+
+def payments_covered_by(line: SettlementLine) -> QuerySet[Payment]:
+    """The payments a line settled (for a held line: those it would have)."""
+    return Payment.objects.filter(
+        merchant_id=line.merchant_id, pk__gt=line.payments_after, pk__lte=line.payments_through
+    ).order_by("pk")
+
+
+def settlement_line_of(payment: Payment) -> SettlementLine | None:
+    """The paid line that settled this payment, or None while it is unsettled."""
+    return (
+        SettlementLine.objects.filter(
+            merchant_id=payment.merchant_id,
+            status=SettlementLine.Status.PAID,
+            payments_after__lt=payment.pk,
+            payments_through__gte=payment.pk,
+        )
+        .select_related("batch")
+        .first()
+    )
+
+
+def unsettled_payments(merchant: Merchant) -> QuerySet[Payment]:
+    """The merchant's payments no paid line covers yet."""
+    last = (
+        SettlementLine.objects.filter(merchant=merchant, status=SettlementLine.Status.PAID)
+        .order_by("-sequence")
+        .values_list("payments_through", flat=True)
+        .first()
+    )
+    return Payment.objects.filter(merchant=merchant, pk__gt=last or 0)

@@ -9,7 +9,7 @@ from bank.models import Account
 from tests.factories.voucher import wallet_with_tokens
 from voucher import services
 from voucher.clock import SEOUL, seoul_today
-from voucher.models import Merchant, Payment
+from voucher.models import Merchant, Payment, Refund, SettlementLine
 from voucher.services.settlement import FEE_INCOME_CODE
 
 
@@ -42,3 +42,22 @@ def fee_income() -> int:
 
 def settled_total(shop: Merchant) -> int:
     return shop.settlement_lines.filter(status="paid").aggregate(total=Sum("net"))["total"] or 0
+
+
+def times_settled(payment: Payment) -> int:
+    """How many paid lines cover this payment: 1 once settled, never more."""
+    return SettlementLine.objects.filter(
+        merchant_id=payment.merchant_id,
+        status="paid",
+        payments_after__lt=payment.pk,
+        payments_through__gte=payment.pk,
+    ).count()
+
+
+def refund_times_settled(refund: Refund) -> int:
+    return SettlementLine.objects.filter(
+        merchant_id=refund.payment.merchant_id,
+        status="paid",
+        refunds_after__lt=refund.pk,
+        refunds_through__gte=refund.pk,
+    ).count()

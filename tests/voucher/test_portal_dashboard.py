@@ -61,8 +61,8 @@ def test_the_dashboard_makes_the_same_few_queries_however_many_payments(owner_cl
 
 
 # session, user, membership with merchant, the 30-day chart, today's refunds, and the
-# settlement estimate's four aggregates (payments, refunds, merchant payments in and out)
-DASHBOARD_QUERIES = 9
+# settlement estimate's five (the last settled ids, then payments, refunds, merchant payments in and out)
+DASHBOARD_QUERIES = 10
 
 
 def test_a_second_merchants_sales_never_show_on_the_first_ones_dashboard(client, db):

@@ -7,19 +7,26 @@ import pytest
 
 from bank.models import Posting
 from tests.factories.voucher import UserFactory, merchant, staff, wallet_with_tokens
-from tests.voucher.settlement_support import fee_income, on_day, sale, settled_total, yesterday
+from tests.voucher.settlement_support import fee_income, on_day, sale, settled_total, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural, outstanding_bkrw, reserve_krw
 from voucher import errors, services
 from voucher.clock import seoul_today
-from voucher.models import MerchantPayment, Payment, SettlementBatch, SettlementLine
-from voucher.selectors import batch_reconciliation, settlement_statement_context, settlement_statement_csv
+from voucher.models import MerchantPayment, SettlementBatch, SettlementLine
+from voucher.selectors import (
+    batch_reconciliation,
+    payments_covered_by,
+    settlement_line_of,
+    settlement_statement_context,
+    settlement_statement_csv,
+    unsettled_payments,
+)
 
 
 def test_a_day_is_settled_as_received_minus_refunds_burned_and_paid_in_krw(db):
     # given two sales yesterday at a small shop, one partly refunded, and one sale today
     shop = merchant(annual_revenue=500_000_000)
     first = sale(shop, 10_000)
-    sale(shop, 5_000)
+    second = sale(shop, 5_000)
     services.refund_payment(payment=first, amount=2_000, idempotency_key="r")
     services.pay(wallet=wallet_with_tokens(700), merchant=shop, amount=700, idempotency_key="today")
     reserve_before, outstanding_before = reserve_krw(), outstanding_bkrw()
@@ -39,8 +46,8 @@ def test_a_day_is_settled_as_received_minus_refunds_burned_and_paid_in_krw(db):
     assert natural(shop.token_account) == 700
     assert reserve_krw() == reserve_before - 13_000 and outstanding_bkrw() == outstanding_before - 13_000
     assert (batch.status, batch.paid_count, batch.held_count, batch.net, batch.gross) == ("done", 1, 0, 13_000, 15_000)
-    assert Payment.objects.filter(merchant=shop, settlement_line=line).count() == 2
-    assert Payment.objects.filter(merchant=shop, settlement_line__isnull=True).count() == 1
+    assert list(payments_covered_by(line)) == [first, second]
+    assert unsettled_payments(shop).count() == 1
     assert_ledger_ok()
 
 
@@ -98,7 +105,7 @@ def test_a_frozen_merchant_is_held_and_listed_then_paid_once_unfrozen(db):
     )
     assert (batch.paid_count, batch.held_count, batch.net) == (1, 1, 3_000)
     assert natural(frozen.settlement_account) == 0 and natural(frozen.token_account) == 8_000
-    assert Payment.objects.filter(merchant=frozen, settlement_line__isnull=True).count() == 1
+    assert unsettled_payments(frozen).count() == 1
     # and once unfrozen, the next day's batch pays it, once
     services.set_merchant_status(actor=officer, merchant=frozen, status="active", reason="cleared")
     later = services.settle_day(day=yesterday())
@@ -132,7 +139,7 @@ def test_a_payment_that_commits_after_the_batch_is_settled_in_the_next_one(db):
     line = batch.lines.get(merchant=shop)
     assert (line.payment_count, line.gross) == (1, 2_500)
     late.refresh_from_db()
-    assert late.settlement_line == line and settled_total(shop) == 3_500
+    assert settlement_line_of(late) == line and times_settled(late) == 1 and settled_total(shop) == 3_500
 
 
 def test_instant_settlement_pays_now_and_the_daily_batch_covers_only_the_rest(db, settings):
@@ -238,7 +245,7 @@ def test_when_refunds_exceed_the_days_takings_the_line_is_held_and_the_refund_ca
     line = services.settle_day(day=yesterday()).lines.get()
     assert (line.status, line.held_reason, line.net) == ("held", "refunds_exceed_receipts", 0)
     small.refresh_from_db()
-    assert small.settlement_line is None and natural(shop.token_account) == 4_000
+    assert settlement_line_of(small) is None and natural(shop.token_account) == 4_000
     assert_ledger_ok()
 
 
