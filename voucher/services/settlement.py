@@ -297,7 +297,7 @@ def _require_owner_or_staff(user, merchant: Merchant) -> None:
 
 # --- one chunk of merchants, under their locks ------------------------------------------------
 
-# The four kinds of rows a line covers: (table, the merchant's column, joins, is it a credit).
+# The four kinds of rows a line covers: (model, the column naming its merchant, the join that needs).
 KINDS = ("payments", "refunds", "from_merchants", "to_merchants")
 _SOURCES = {
     "payments": (Payment, "r.merchant_id", ""),
