@@ -134,7 +134,7 @@ VOUCHER_SETTLEMENT_FEE_SCHEDULE = [
 VOUCHER_INSTANT_SETTLEMENT_FEE_BP = int(os.environ.get("VOUCHER_INSTANT_SETTLEMENT_FEE_BP", "0"))
 # Merchants settled per database transaction in a batch: progress is committed (and
 # visible) chunk by chunk, and a crash loses at most one chunk's work, which is re-done.
-VOUCHER_SETTLEMENT_CHUNK = int(os.environ.get("VOUCHER_SETTLEMENT_CHUNK", "200"))
+VOUCHER_SETTLEMENT_CHUNK = int(os.environ.get("VOUCHER_SETTLEMENT_CHUNK", "1000"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -314,3 +314,17 @@ def test_the_estimate_shows_what_settling_now_would_pay(db):
         "fee": 42,
         "net": 13_958,
     }
+
+
+def test_a_row_out_of_clock_order_below_the_last_settled_one_is_settled_with_it_not_skipped(db):
+    # given a payment stamped today, then one stamped yesterday with a higher id (a clock stepped back)
+    shop = merchant()
+    today = services.pay(wallet=wallet_with_tokens(1_000), merchant=shop, amount=1_000, idempotency_key="today")
+    earlier = sale(shop, 2_000)
+    assert today.pk < earlier.pk
+    # when yesterday is settled
+    line = services.settle_day(day=yesterday()).lines.get()
+    # then everything up to the last of yesterday's ids is covered, the odd one included, once
+    assert (line.payment_count, line.gross) == (2, 3_000)
+    assert times_settled(today) == times_settled(earlier) == 1
+    assert natural(shop.settlement_account) == 3_000

@@ -297,7 +297,7 @@ def _require_owner_or_staff(user, merchant: Merchant) -> None:
 
 # --- one chunk of merchants, under their locks ------------------------------------------------
 
-# The four kinds of rows a line covers: (table, the merchant's column, joins, is it a credit).
+# The four kinds of rows a line covers: (model, the column naming its merchant, the join that needs).
 KINDS = ("payments", "refunds", "from_merchants", "to_merchants")
 _SOURCES = {
     "payments": (Payment, "r.merchant_id", ""),
@@ -388,14 +388,29 @@ def _insert_lines(batch: SettlementBatch, lines: list[SettlementLine]) -> list[S
         row = [getattr(line, f.attname) for f in _LINE_FIELDS]
         row[_PERIOD_AT], row[_CREATED_AT] = period, created
         rows.append(row)
+    table = quote(SettlementLine._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {quote(SettlementLine._meta.db_table)} ({columns}) VALUES ({placeholders})", rows
-        )
-    merchant_ids = [line.merchant_id for line in lines]
-    return list(batch.lines.filter(merchant_id__in=merchant_ids).select_related("batch").order_by("merchant_id"))
+        if connection.vendor == "postgresql":  # COPY: no per-value quoting on our side
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            for start in range(0, len(rows), _INSERT_ROWS):
+                part = rows[start : start + _INSERT_ROWS]
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([f"({placeholders})"] * len(part)),
+                    [value for row in part for value in row],
+                )
+    ids = dict(
+        batch.lines.filter(merchant_id__in=[line.merchant_id for line in lines]).values_list("merchant_id", "pk")
+    )
+    for line in lines:
+        line.pk = line.id = ids[line.merchant_id]
+        line._state.adding, line._state.db = False, connection.alias
+    return lines
 
 
+_INSERT_ROWS = 500  # 500 x 27 parameters: under SQLite's and PostgreSQL's limits per statement
 _PERIOD_AT = [f.attname for f in _LINE_FIELDS].index("period")
 _CREATED_AT = [f.attname for f in _LINE_FIELDS].index("created_at")
 
@@ -443,33 +458,67 @@ def _watermarks(merchant_ids: list[int]) -> dict[int, dict[str, int]]:
 
 def _new_rows(kind: str, starts: dict[int, int], cutoff) -> dict[int, tuple[int, int, int]]:
     """Per merchant: (through, count, sum) of its rows of `kind` above its start id;
-    with a cutoff, up to the last one created before it. One query for the chunk."""
+    with a cutoff, up to the last one created before it. One pass for the chunk."""
     if not starts:
         return {}
+    rows = _aggregate(kind, starts, cutoff)
+    found = {m: (through, count, total) for m, through, count, total, _ in rows if through is not None}
+    # Rows are written in id order under the merchant's lock, so created_at rises
+    # with the id; should a clock step back, a late row could sit below `through`.
+    # Everything up to `through` is covered, so such a merchant is summed exactly.
+    skewed = {m: starts[m] for m, through, _, _, first_late in rows if through and first_late and first_late < through}
+    if skewed:
+        for m, through in ((m, found[m][0]) for m in skewed):
+            [(_, _, count, total, _)] = _aggregate(kind, {m: skewed[m]}, None, through=through)
+            found[m] = (through, count, total)
+    return found
+
+
+def _aggregate(kind: str, starts: dict[int, int], cutoff, through: int | None = None) -> list[tuple]:
+    """(merchant, last id before the cutoff, count and sum up to it, first id at or after it)."""
     model, merchant_column, join = _SOURCES[kind]
     table = f"{model._meta.db_table} r {join.format(payment=Payment._meta.db_table)}"
-    values = ", ".join(["(%s, %s)"] * len(starts))
-    params: list = [value for pair in starts.items() for value in pair]
-    window = f"""
-        WITH w (merchant_id, after_id) AS (VALUES {values}),
-        found AS (
-            SELECT w.merchant_id, r.id, r.amount, {"r.created_at < %s" if cutoff else "1 = 1"} AS early
-            FROM {table} JOIN w ON {merchant_column} = w.merchant_id AND r.id > w.after_id
-            WHERE r.id > %s
-        )"""
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:  # two array parameters instead of two per merchant
+        pairs = "SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
+        params: list = [list(starts), list(starts.values())]
+    else:
+        pairs = "VALUES " + ", ".join(["(%s, %s)"] * len(starts))
+        params = [value for pair in starts.items() for value in pair]
+    early = "r.created_at < %s" if cutoff else "1 = 1"
+    figures = f"""max(r.id) FILTER (WHERE {early}), count(*) FILTER (WHERE {early}),
+               sum(r.amount) FILTER (WHERE {early}), min(r.id) FILTER (WHERE NOT ({early}))"""
     if cutoff:
-        params.append(connection.ops.adapt_datetimefield_value(cutoff))
-    params.append(min(starts.values()))
-    # `through` is the last row before the cutoff; everything up to it is covered,
-    # so a row out of clock order below it is settled now rather than skipped.
-    sql = f"""{window},
-        ends AS (SELECT merchant_id, max(id) AS through FROM found WHERE early GROUP BY merchant_id)
-        SELECT ends.merchant_id, ends.through, count(*), sum(found.amount)
-        FROM ends JOIN found ON found.merchant_id = ends.merchant_id AND found.id <= ends.through
-        GROUP BY ends.merchant_id, ends.through"""
+        params += [connection.ops.adapt_datetimefield_value(cutoff)] * 4
+    upper = ""
+    if through is not None:
+        upper = " AND r.id <= %s"
+        params.append(through)
+    if postgresql and not join:
+        # One index range scan per merchant on (merchant, id), from its watermark:
+        # reads only what is new. Left to itself the planner hashes the whole table.
+        sql = f"""
+            WITH w (merchant_id, after_id) AS ({pairs})
+            SELECT w.merchant_id, new.* FROM w CROSS JOIN LATERAL (
+                SELECT {figures} FROM {table}
+                WHERE {merchant_column} = w.merchant_id AND r.id > w.after_id{upper}
+            ) new"""
+    else:
+        params.append(min(starts.values()))  # refunds are few: read them from the lowest watermark on
+        sql = f"""
+            WITH w (merchant_id, after_id) AS ({pairs})
+            SELECT w.merchant_id, {figures}
+            FROM {table} JOIN w ON {merchant_column} = w.merchant_id AND r.id > w.after_id
+            WHERE r.id > %s{upper}
+            GROUP BY w.merchant_id"""
+        if upper:  # the upper bound's parameter comes after the lower one here
+            params[-2], params[-1] = params[-1], params[-2]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {m: (int(through), int(count), int(total)) for m, through, count, total in cursor.fetchall()}
+        return [
+            (m, last, int(count), int(total or 0), first_late)
+            for m, last, count, total, first_late in cursor.fetchall()
+        ]
 
 
 # --- what the portal shows before a settlement ------------------------------------------------
