@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench import api, pgbench
+from bench import settlement as settlement_bench
 from bench.clients import Job, run_clients
 from bench.fixtures import open_funded_accounts
 from bench.ledgers import cached, ensure_ledger
@@ -28,7 +29,7 @@ POSTING_ACCOUNTS = 20_000
 CLIENTS = 4
 ROUNDS = 4  # comparisons take turns in slices, so a slow spell of the shared machine hits both
 BIG_LEDGER, SMALL_LEDGER = 1_000_000, 100_000
-GROUPS = ("posting", "verify", "api")
+GROUPS = ("posting", "verify", "settlement", "portal", "api")
 
 # figure -> (unit, target); a target reads "higher is better" for >= and lower for <=.
 FIGURES = {
@@ -46,6 +47,14 @@ FIGURES = {
     "verify_vs_floor": ("ratio", "<= 2"),
     "verify_peak_mb_100k": ("MB RSS", "flat"),
     "verify_peak_mb_1m": ("MB RSS", "flat"),
+    "settle_seconds_1m": ("s", ""),
+    "settle_groupby_seconds_1m": ("s", ""),
+    "settle_vs_groupby": ("ratio", "<= 5"),
+    "settle_peak_mb_100k": ("MB RSS", "flat"),
+    "settle_peak_mb_1m": ("MB RSS", "flat"),
+    "portal_dashboard_p50_ms": ("ms", ""),
+    "portal_dashboard_p95_ms": ("ms", "< 150"),
+    "portal_dashboard_queries": ("queries", ""),
     "sig_verify_us": ("us", ""),
     "api_pay_profile_us": ("us/payment", ""),
     "api_trivial_req_per_s": ("req/s", ""),
@@ -90,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         _posting(server, seconds, figures, notes)
     if "verify" in groups:
         _verify(server, seconds, args.rebuild_ledgers, figures, notes)
+    if "settlement" in groups:
+        _settlement(server, seconds, args.rebuild_ledgers, figures, notes)
+    if "portal" in groups:
+        from bench import portal
+
+        portal.run(server, seconds, figures, notes, _step)
     if "api" in groups:
         api.run(server, seconds, ROUNDS if seconds >= 2 * ROUNDS else 1, figures, notes, _step)
     _print_table(figures, notes)
@@ -238,6 +253,57 @@ def _checked(server: Server, dbname: str):
     return checked
 
 
+# --- settlement against one GROUP BY over the same payments ---------------------------------
+
+
+def _settlement(server: Server, seconds: int, rebuild: bool, figures: dict, notes: dict) -> None:
+    sizes = [SMALL_LEDGER, BIG_LEDGER]
+    if seconds < DEFAULT_SECONDS and not rebuild and not _settle_template_ready(server, BIG_LEDGER):
+        sizes = [SMALL_LEDGER]
+        print(
+            f"settlement: BENCH_SECONDS={seconds} and no reusable 1M-payment template: timing "
+            f"{SMALL_LEDGER:,} payments only, so the *_1m figures are not written"
+        )
+    results = {}
+    for payments in sizes:
+        template, how = settlement_bench.ensure_template(server, payments, rebuild=rebuild)
+        print(
+            f"settlement: {payments:,} payments across {settlement_bench.MERCHANTS:,} merchants in {template} ({how})"
+        )
+        settled = settlement_bench.settle_in_child(server, template)
+        if not settled.reconciled:
+            raise SystemExit(f"bench: the settlement of {template} does not reconcile: {settled}")
+        _step(
+            f"settle_day: {settled.settle_seconds:.2f} s for {settled.payments:,} payments, {settled.paid:,} merchants "
+            f"paid, {settled.queries} queries; GROUP BY merchant over the same rows: {settled.groupby_seconds:.3f} s; "
+            f"RSS {settled.baseline_rss_mb or 0:.0f} MB at start, peak {settled.peak_rss_mb:.0f} MB"
+        )
+        results[payments] = settled
+    small = results[SMALL_LEDGER]
+    figures["settle_peak_mb_100k"] = small.peak_rss_mb
+    ratio_from = results.get(BIG_LEDGER, small)
+    figures["settle_vs_groupby"] = ratio_from.settle_seconds / ratio_from.groupby_seconds
+    notes["settle_vs_groupby"] = (
+        f"{ratio_from.payments:,} payments, {ratio_from.merchants:,} merchants; GROUP BY best of 2 warm runs"
+    )
+    if BIG_LEDGER in results:
+        big = results[BIG_LEDGER]
+        figures["settle_seconds_1m"] = big.settle_seconds
+        figures["settle_groupby_seconds_1m"] = big.groupby_seconds
+        figures["settle_peak_mb_1m"] = big.peak_rss_mb
+        notes["settle_seconds_1m"] = f"{big.queries} queries, {settlement_bench.MERCHANTS:,} ledger entries"
+
+
+def _settle_template_ready(server: Server, payments: int) -> bool:
+    from bench.scratch import django_database
+
+    dbname = settlement_bench.template_name(server, payments)
+    if not server.exists(dbname):
+        return False
+    with django_database(dbname):
+        return settlement_bench.why_not_reusable(payments) is None
+
+
 # --- output --------------------------------------------------------------------------------
 
 
@@ -246,7 +312,7 @@ def _print_table(figures: dict, notes: dict) -> None:
     for name, (unit, target) in FIGURES.items():
         if name in figures:
             value = figures[name]
-            shown = f"{value:,.2f}" if unit in ("ratio", "s") else f"{value:,.0f}"
+            shown = f"{value:,.2f}" if unit in ("ratio", "s", "ms") else f"{value:,.0f}"
             rows.append((name, shown, unit, target, notes.get(name, "")))
     width = [max(len(row[column]) for row in rows) for column in range(4)]
     print()

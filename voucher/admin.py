@@ -334,3 +334,72 @@ for model, columns in (
     (PaymentRequest, ["id", "merchant", "amount", "reference", "status", "expires_at", "payment"]),
 ):
     admin.site.register(model, type(f"{model.__name__}Admin", (ReadOnlyAdmin,), {"list_display": columns}))
+
+
+# --- settlement (read-only: batches are made by voucher.services.settle_day / settle_merchant_now) ---
+
+from voucher.models import SettlementBatch, SettlementLine  # noqa: E402
+from voucher.selectors import batch_reconciliation  # noqa: E402
+
+
+class SettlementLineInline(ReadOnlyInline):
+    model = SettlementLine
+    fields = [
+        "merchant",
+        "status",
+        "held_reason",
+        "payment_count",
+        "gross",
+        "refunds",
+        "from_merchants",
+        "to_merchants",
+        "fee_rate_bp",
+        "fee",
+        "net",
+        "entry",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(SettlementBatch)
+class SettlementBatchAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "period",
+        "kind",
+        "status",
+        "merchant_count",
+        "paid_count",
+        "held_count",
+        "payment_count",
+        "gross",
+        "refunds",
+        "fees",
+        "net",
+        "finished_at",
+    ]
+    list_filter = ["kind", "status"]
+    date_hierarchy = "period"
+    readonly_fields = ["reconciliation"]
+    inlines = [SettlementLineInline]
+    actions = ["resume"]
+
+    @admin.display(description="reconciliation: net + fees == BKRW burned == KRW out of the reserve")
+    def reconciliation(self, batch):
+        report = batch_reconciliation(batch)
+        verdict = "balanced" if report["balanced"] else "DOES NOT BALANCE"
+        return (
+            f"{verdict}: net {report['net']:,} + fees {report['fees']:,} = {report['net_plus_fees']:,}; "
+            f"burned {report['bkrw_burned']:,}; reserve out {report['krw_out_of_reserve']:,}"
+        )
+
+    @admin.action(description="Finish the selected daily batches now (resume a stopped run)")
+    def resume(self, request, queryset):
+        daily = queryset.exclude(kind=SettlementBatch.Kind.INSTANT)
+        _run_each(
+            self,
+            request,
+            daily,
+            "settled",
+            lambda batch: services.settle_day(day=batch.period, acting_user=request.user),
+        )

@@ -8,7 +8,7 @@ a second run changes nothing. Needs no validator keys (sealing is the
 caller's business).
 """
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 from bank.models import Account, Party
 from bank.services import open_account, open_party, post_entry
 from voucher import services
+from voucher.clock import SEOUL, seoul_today
 from voucher.models import Merchant, MerchantMember, Payment, VoucherProgram, Wallet
 from voucher.services.merchants import brn_check_digit
 
@@ -176,6 +177,10 @@ def load_voucher_demo(stdout) -> None:
     )
     cashback = sum(p.cashback_amount for p in Payment.objects.filter(idempotency_key__startswith="demo:pay:"))
     stdout.write(f"  payments: {len(payments)} (cashback {cashback:,} won), 1 refund, 1 merchant-to-merchant")
+    _settle(merchants, wallets, officer, stdout)
+    # After the settlements, so the portal's dashboard has sales and a next-settlement estimate.
+    made = _sales_history(wallets[:16], list(merchants.values()))
+    stdout.write(f"  portal sales: {made} new payments over the last {HISTORY_DAYS} days and today")
 
     citizen_token = _token(wallets[0].user)
     stdout.write(
@@ -188,6 +193,48 @@ def load_voucher_demo(stdout) -> None:
         f"  merchant login: {owner.username} / {MERCHANT_PASSWORD} ({first.name}, owner; API token {_token(owner)}); "
         f"every merchant has <short name>-owner, {MERCHANTS[0][0]} also {MERCHANTS[0][0]}-clerk"
     )
+    stdout.write(
+        f"  merchant portal: http://127.0.0.1:8000/portal/ as {MERCHANTS[0][0]}-owner (owner) or "
+        f"{MERCHANTS[0][0]}-clerk (clerk), password {MERCHANT_PASSWORD}"
+    )
+
+
+HISTORY_DAYS = 30
+
+
+def _sales_history(wallets: list[Wallet], merchants: list[Merchant]) -> int:
+    """Sales for the merchant portal's dashboard: every merchant gets payments on
+    about one day in three of the last 30 Seoul days, and two today.
+
+    Keys carry the day, so a second run on the same day changes nothing and a
+    run on a later day adds that day's sales. Each payment is topped up first
+    by the same amount, so the citizens' balances do not run dry.
+    """
+    today = seoul_today()
+    made, number = 0, 0
+    for days_ago in range(HISTORY_DAYS - 1, -1, -1):
+        day = today - timedelta(days=days_ago)
+        for index, merchant in enumerate(merchants):
+            count = 2 if days_ago == 0 else (1 if (days_ago + index) % 3 == 0 else 0)
+            for n in range(count):
+                number += 1
+                wallet = wallets[number % len(wallets)]
+                key = f"demo:sales:{day.isoformat()}:{index}:{n}"
+                if Payment.objects.filter(wallet=wallet, idempotency_key=key).exists():
+                    continue
+                amount = 3_000 + ((index * 7 + days_ago * 13 + n * 5) % 20) * 1_000
+                services.top_up(wallet=wallet, amount=amount, idempotency_key=f"{key}:topup")
+                payment = services.pay(
+                    wallet=wallet, merchant=merchant, amount=amount, idempotency_key=key, reference=f"table-{n + 1}"
+                )
+                if days_ago:
+                    # Demo data only: the payment is made now, through the service, and its
+                    # record is dated back to the day it stands for, so the 30-day chart has
+                    # history. Its ledger entry keeps the real time; amounts are untouched.
+                    at = datetime.combine(day, time(11, 0), tzinfo=SEOUL) + timedelta(minutes=37 * index + 11 * n)
+                    Payment.objects.filter(pk=payment.pk).update(created_at=at)
+                made += 1
+    return made
 
 
 def _staff():
@@ -274,3 +321,29 @@ def _citizen(index: int, cash: Account) -> Wallet:
 def _issue(program: VoucherProgram, wallets: list[Wallet], label: str) -> None:
     for wallet in wallets:
         services.issue_voucher(program=program, wallet=wallet, idempotency_key=f"demo:{label}:{wallet.owner_id}")
+
+
+def _settle(merchants: dict[str, Merchant], wallets: list[Wallet], officer, stdout) -> None:
+    """Settle what the demo merchants took (staff-requested instant settlements, so
+    the portal has statements to show), then a few sales after it, so the first
+    merchant's next-settlement estimate is not empty. Stable keys: a re-run replays."""
+    settled = []
+    for short, merchant in merchants.items():
+        if merchant.payments.exists() or merchant.payments_in.exists():
+            settled.append(
+                services.settle_merchant_now(
+                    merchant=merchant, acting_user=officer, idempotency_key=f"demo:settle:{short}"
+                )
+            )
+    first = merchants[MERCHANTS[0][0]]
+    for number, amount in enumerate((8_000, 14_500, 22_000)):
+        services.pay(
+            wallet=wallets[number],
+            merchant=first,
+            amount=amount,
+            idempotency_key=f"demo:pay-after-settlement:{number}",
+            reference=f"demo-after-{number}",
+        )
+    net = sum(line.net for line in settled)
+    fees = sum(line.fee for line in settled)
+    stdout.write(f"  settlements: {len(settled)} merchants paid {net:,} won (fees {fees:,} won); 3 sales since")

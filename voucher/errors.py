@@ -163,3 +163,15 @@ class PaymentCodeUsed(VoucherError):
     code = "payment_code_used"
     http_status = 409
     message = "The payment code has already been used."
+
+
+class NothingToSettle(VoucherError):
+    code = "nothing_to_settle"
+    http_status = 409
+    message = "There is nothing to settle: no BKRW received since the last settlement, or refunds exceed it."
+
+
+class MerchantOwnerOnly(VoucherError):
+    code = "merchant_owner_only"
+    http_status = 403
+    message = "Only the merchant's owner (or bank staff) may do this."

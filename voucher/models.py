@@ -420,7 +420,14 @@ class Payment(models.Model):
                 name="payment_refund_within_amount",
             ),
         ]
-        indexes = [models.Index(fields=["wallet", "created_at"], name="payment_wallet_day")]
+        indexes = [
+            models.Index(fields=["wallet", "created_at"], name="payment_wallet_day"),
+            # Settlement reads a merchant's payments from its last settled id on.
+            models.Index(fields=["merchant", "id"], name="payment_merchant_id"),
+            # The portal's dashboard and payment list: a merchant's payments by time,
+            # with the amount in the index so the 30-day chart reads the index only.
+            models.Index(fields=["merchant", "created_at"], include=["amount"], name="payment_merchant_time"),
+        ]
 
     def __str__(self):
         return f"payment #{self.pk} {self.amount:,} won"
@@ -469,6 +476,8 @@ class Refund(models.Model):
             models.UniqueConstraint(fields=["payment", "idempotency_key"], name="one_refund_per_key"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
         ]
+        # The portal's "refunds today": the day's refunds, then their payments' merchant.
+        indexes = [models.Index(fields=["created_at"], name="refund_time")]
 
     def __str__(self):
         return f"refund #{self.pk} {self.amount:,} won of payment #{self.payment_id}"
@@ -550,6 +559,10 @@ class MerchantPayment(models.Model):
             models.UniqueConstraint(fields=["payer", "idempotency_key"], name="one_merchant_payment_per_key"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="merchant_payment_amount_positive"),
         ]
+        indexes = [
+            models.Index(fields=["payee", "id"], name="merchant_payment_payee_id"),
+            models.Index(fields=["payer", "id"], name="merchant_payment_payer_id"),
+        ]
 
     def __str__(self):
         return f"merchant payment #{self.pk} {self.amount:,} won"
@@ -608,3 +621,132 @@ class PaymentRequest(models.Model):
 
     def __str__(self):
         return f"payment request #{self.pk} {self.amount:,} won"
+
+
+class SettlementBatch(models.Model):
+    """One settlement run: the daily batch of a Seoul business day (started by beat or
+    by staff, one per day), or one merchant's instant settlement.
+
+    A batch is resumable: each merchant's line is written in the transaction that
+    pays it, so `status` stays running until every merchant has a line, and running
+    the batch again finishes it. The totals are sums over the lines so far.
+    """
+
+    class Kind(models.TextChoices):
+        DAILY = "daily", _("daily")
+        INSTANT = "instant", _("instant")
+        STAFF = "staff", _("by staff")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+
+    period = models.DateField(help_text="The Asia/Seoul business day settled; for instant ones the day asked.")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    cutoff = models.DateTimeField(help_text="Payments received before this instant are settled.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    idempotency_key = models.CharField(
+        max_length=100, blank=True, default="", help_text="Instant settlement: merchant id and the caller's key."
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    merchant_count = models.PositiveIntegerField(default=0)
+    paid_count = models.PositiveIntegerField(default=0)
+    held_count = models.PositiveIntegerField(default=0)
+    payment_count = models.PositiveIntegerField(default=0)
+    gross = models.BigIntegerField(default=0)
+    refunds = models.BigIntegerField(default=0)
+    fees = models.BigIntegerField(default=0)
+    net = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-period", "-pk"]
+        constraints = [
+            # The daily batch and a staff run of the same day are one batch: a second
+            # run resumes it instead of starting another.
+            models.UniqueConstraint(fields=["period"], condition=~Q(kind="instant"), name="one_daily_batch_per_day"),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="one_settlement_per_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} settlement {self.period} #{self.pk}"
+
+
+class SettlementLine(models.Model):
+    """What one merchant was paid in one batch, or why it was held back.
+
+    A paid line covers, for its merchant, the rows with ids in (after, through] of
+    four kinds: payments to it, refunds it gave, BKRW other merchants paid it and
+    BKRW it paid them. Its `sequence` is the merchant's n-th paid line, and line n
+    starts exactly where line n-1 ended, so a merchant's paid ranges never overlap
+    and never leave a gap: every row is settled once (see voucher.services.settlement
+    for why an id range is exact). A held line records what it would have covered
+    but has no sequence and covers nothing; the next paid line starts from the same place.
+
+    burned = gross + from_merchants - refunds - to_merchants (the BKRW destroyed),
+    fee = burned x the merchant's tier rate, rounded down; net = burned - fee (KRW paid).
+    """
+
+    class Status(models.TextChoices):
+        PAID = "paid", _("paid")
+        HELD = "held", _("held back")
+
+    batch = models.ForeignKey(SettlementBatch, on_delete=models.PROTECT, related_name="lines")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="settlement_lines")
+    period = models.DateField()
+    status = models.CharField(max_length=8, choices=Status.choices)
+    held_reason = models.CharField(max_length=40, blank=True, default="")
+    sequence = models.PositiveIntegerField(null=True, blank=True, help_text="The merchant's n-th paid line.")
+    payment_count = models.PositiveIntegerField(default=0)
+    gross = models.BigIntegerField(default=0, help_text="Customer payments received.")
+    refunds = models.BigIntegerField(default=0, help_text="Refunds given back to customers.")
+    from_merchants = models.BigIntegerField(default=0, help_text="BKRW received from other merchants.")
+    to_merchants = models.BigIntegerField(default=0, help_text="BKRW paid to other merchants (suppliers).")
+    fee_rate_bp = models.PositiveIntegerField(default=0, help_text="Basis points (30 = 0.3%).")
+    fee = models.BigIntegerField(default=0)
+    net = models.BigIntegerField(default=0, help_text="KRW paid to the settlement account.")
+    payments_after = models.BigIntegerField(default=0)
+    payments_through = models.BigIntegerField(default=0)
+    refunds_after = models.BigIntegerField(default=0)
+    refunds_through = models.BigIntegerField(default=0)
+    from_merchants_after = models.BigIntegerField(default=0)
+    from_merchants_through = models.BigIntegerField(default=0)
+    to_merchants_after = models.BigIntegerField(default=0)
+    to_merchants_through = models.BigIntegerField(default=0)
+    entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_line"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["batch", "merchant"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "merchant"], name="one_line_per_merchant_and_batch"),
+            # Two settlements of one merchant can never both claim the same next range.
+            models.UniqueConstraint(fields=["merchant", "sequence"], name="one_paid_line_per_sequence"),
+            models.CheckConstraint(
+                condition=Q(status="paid", sequence__isnull=False) | Q(status="held", sequence__isnull=True),
+                name="paid_lines_have_a_sequence",
+            ),
+            models.CheckConstraint(condition=Q(fee__gte=0) & Q(net__gte=0), name="settlement_line_not_negative"),
+            models.CheckConstraint(
+                condition=Q(payments_through__gte=models.F("payments_after"))
+                & Q(refunds_through__gte=models.F("refunds_after"))
+                & Q(from_merchants_through__gte=models.F("from_merchants_after"))
+                & Q(to_merchants_through__gte=models.F("to_merchants_after")),
+                name="settlement_ranges_ordered",
+            ),
+        ]
+        indexes = [models.Index(fields=["merchant", "period"], name="settlement_line_merchant_day")]
+
+    def __str__(self):
+        return f"settlement of {self.merchant} for {self.period}: {self.net:,} won"
+
+    @property
+    def burned(self) -> int:
+        return self.net + self.fee

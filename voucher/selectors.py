@@ -167,3 +167,15 @@ def wallet_benefits(wallet: Wallet, day: date | None = None) -> list[dict]:
         Q(kind__in=VoucherProgram.BONUS_KINDS) | Q(pk__in=issued)
     )
     return [benefits_this_month(wallet, program, day) for program in programs.order_by("pk")]
+
+
+# Settlement's read side lives in its own module; the names are importable from here too.
+from voucher.selectors_settlement import (  # noqa: E402, F401
+    batch_reconciliation,
+    payments_covered_by,
+    settlement_line_of,
+    settlement_lines_for,
+    settlement_statement_context,
+    settlement_statement_csv,
+    unsettled_payments,
+)

@@ -7,6 +7,7 @@ from bank.services import seal_pending_entries
 from tests.voucher.support import assert_ledger_ok
 from voucher.demo import CITIZEN_PASSWORD, MERCHANT_PASSWORD, load_voucher_demo
 from voucher.models import Benefit, Lot, Merchant, MerchantMember, Payment, ProgramRule, VoucherProgram, Wallet
+from voucher.portal.selectors import daily_sales
 
 
 def _counts():
@@ -23,7 +24,9 @@ def test_the_voucher_demo_loads_once_however_often_it_runs(db):
     load_voucher_demo(io.StringIO())
     # then
     assert _counts() == first
-    assert first["Wallet"] == 20 and first["Merchant"] == 13 and first["Payment"] == 20
+    assert first["Wallet"] == 20 and first["Merchant"] == 13
+    # 20 payments, settled, then 3 more; and the portal's sales history (demo:sales:*)
+    assert Payment.objects.exclude(idempotency_key__startswith="demo:sales:").count() == 23
     assert set(VoucherProgram.objects.values_list("status", flat=True)) == {"active"}
     assert VoucherProgram.objects.get(code="busan-cashback").rules.count() == 2
     assert len({m.district for m in Merchant.objects.all()}) >= 6
@@ -62,3 +65,12 @@ def test_demo_citizens_and_merchants_log_in_to_the_wallet_api_without_a_device_k
         client.credentials()
     assert Wallet.objects.filter(user__isnull=True).count() == 0
     assert MerchantMember.objects.count() == Merchant.objects.count() + 1
+
+
+def test_every_demo_merchant_has_sales_today_and_over_the_last_30_days_for_the_portal(db):
+    load_voucher_demo(io.StringIO())
+    for merchant in Merchant.objects.all():
+        sales = daily_sales(merchant)
+        assert sales[-1].count >= 2, merchant
+        assert sum(1 for day in sales[:-1] if day.count) >= 9, merchant
+    assert_ledger_ok()

@@ -10,8 +10,14 @@ from voucher.services.controls import (
 )
 from voucher.services.expiry import ExpiryResult, expire_lots
 from voucher.services.issuance import issue_voucher
-from voucher.services.merchants import add_merchant_member, onboard_merchant, set_merchant_status
+from voucher.services.merchants import (
+    add_merchant_member,
+    change_settlement_account,
+    onboard_merchant,
+    set_merchant_status,
+)
 from voucher.services.payments import pay, pay_merchant
+from voucher.services.portal_requests import create_portal_payment_request
 from voucher.services.programs import (
     add_program_rule,
     approve_program,
@@ -28,6 +34,7 @@ from voucher.services.qr_payments import (
     request_payload,
 )
 from voucher.services.refunds import refund_payment
+from voucher.services.settlement import estimate_next_settlement, settle_day, settle_merchant_now
 from voucher.services.topups import redeem, top_up
 from voucher.services.transfers import transfer
 from voucher.services.wallets import open_wallet, set_wallet_status
@@ -36,8 +43,10 @@ __all__ = [
     "ExpiryResult",
     "add_merchant_member",
     "add_program_rule",
+    "change_settlement_account",
     "charge_payment_code",
     "create_payment_request",
+    "create_portal_payment_request",
     "approve_program",
     "close_program",
     "court_holding_account",
@@ -46,6 +55,7 @@ __all__ = [
     "request_unfreeze",
     "set_kyc_tier",
     "create_program",
+    "estimate_next_settlement",
     "expire_lots",
     "issue_voucher",
     "onboard_merchant",
@@ -59,6 +69,8 @@ __all__ = [
     "request_payload",
     "set_merchant_status",
     "set_wallet_status",
+    "settle_day",
+    "settle_merchant_now",
     "submit_program",
     "top_up",
     "transfer",

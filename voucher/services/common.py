@@ -7,6 +7,11 @@ rows -> Lot rows (each kind by primary key) -> ledger accounts, all in one
 bank lock_accounts call (by account id). An account created in the same
 transaction may join later: no one else can see it, so it never waits.
 
+Settlement relies on one more rule: a Payment, Refund or MerchantPayment row is
+inserted only after the merchant's token account is locked (post_entry does it,
+and the row is written after the entry), so under that lock the merchant's rows
+are exactly those with ids above its last settled range (voucher.services.settlement).
+
 A row we insert also takes a share lock on every account its foreign keys
 name (PostgreSQL's FK check), so a new lot's funder account is locked with
 the others first; otherwise that share lock would be taken out of order.

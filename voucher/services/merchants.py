@@ -1,4 +1,5 @@
-"""Merchant onboarding, its logins (owner and clerks), and freezing, by staff, audited."""
+"""Merchant onboarding, its logins (owner and clerks), and freezing, by staff, audited;
+the settlement account, changed by the merchant's owner, audited."""
 
 import re
 
@@ -139,5 +140,43 @@ def set_merchant_status(*, actor, merchant: Merchant, status: str, reason: str, 
             before={"status": before},
             after={"status": status},
             reason=reason,
+        )
+    return merchant
+
+
+def change_settlement_account(*, actor, merchant: Merchant, account: Account, reason: str = "") -> Merchant:
+    """Pay the merchant's settlements into another of its own KRW accounts at the bank.
+
+    Only the merchant's owner may do it (a clerk at the till may not redirect
+    the money); the account must be an active KRW account of the merchant's
+    own party, so no one can route a merchant's settlement to a third party."""
+    if not MerchantMember.objects.filter(
+        user_id=getattr(actor, "pk", None), merchant=merchant, role=MerchantMember.Role.OWNER
+    ).exists():
+        raise errors.MerchantOwnerOnly()
+    with transaction.atomic():
+        merchant = lock_merchant(merchant)
+        account = Account.objects.filter(pk=getattr(account, "pk", None)).first()
+        if (
+            account is None
+            or account.owner_id != merchant.party_id
+            or account.currency != Currency.KRW
+            or account.status != Account.Status.ACTIVE
+        ):
+            raise errors.InvalidRequest(
+                "The settlement account must be an active KRW account of this merchant.", field="account"
+            )
+        before = merchant.settlement_account_id
+        if before == account.pk:
+            return merchant
+        merchant.settlement_account = account
+        merchant.save(update_fields=["settlement_account"])
+        record_audit(
+            actor=actor,
+            action="merchant.change_settlement_account",
+            target=merchant,
+            before={"settlement_account": before},
+            after={"settlement_account": account.pk},
+            reason=reason or "changed by the owner in the merchant portal",
         )
     return merchant

@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 "  Back office (Django admin): http://127.0.0.1:8000/admin/\n"
                 f"    staff login: {username} / {password} (setup only)\n"
                 f"    role logins: {', '.join(login for login, _ in ROLE_STAFF)} / {ROLE_PASSWORD}\n"
+                "  Merchant portal:            http://127.0.0.1:8000/portal/ (merchant logins above)\n"
                 "  Wallet API docs (OpenAPI):  http://127.0.0.1:8000/api/docs/\n"
                 "  Latest attested block:      http://127.0.0.1:8000/api/v1/ledger/blocks/latest/\n"
             )

@@ -1,0 +1,545 @@
+"""Merchant settlement: burn the BKRW a merchant received, pay the same KRW out of
+the reserve to its settlement account, less a fee by its annual-revenue tier.
+
+Exactly once, by id ranges made exact by a lock. Every row that moves a
+merchant's BKRW (a payment to it, a refund it gives, a payment between
+merchants) is inserted by a transaction that holds the merchant's token account
+locked (FOR UPDATE, taken by bank.services before the entry and the row are
+written; see voucher.services.payments and refunds). So while settlement holds
+that lock, no row of the merchant is in flight: every one it will ever have is
+either visible now or gets a higher id later. A line therefore covers the ids in
+(after, through] of each kind, `after` being where the merchant's previous paid
+line ended; a merchant's paid lines are numbered (`sequence`, unique per
+merchant), so no two can start from the same place, and none is skipped. A row
+that commits late is simply above the watermark and goes into the next line.
+(Marking each row with its line was measured first: the UPDATE alone costs ~60x a
+GROUP BY over the same rows, so the ranges are what keep a batch fast.)
+
+What a line covers, for merchant M at the batch's cutoff:
+- credits received before the cutoff: customer payments to M (gross) and
+  payments from other merchants to M (from_merchants, e.g. a supplier paid in BKRW);
+- debits up to the moment the line is made, whenever they happened: refunds M gave
+  and BKRW M paid to other merchants. Taking a debit off as soon as it exists
+  means a line never burns tokens the merchant no longer holds.
+burned = gross + from_merchants - refunds - to_merchants. The fee is charged on
+what is burned (cashed out), so BKRW passed on to a supplier is charged once, at
+the supplier that cashes it out. If burned < 0 (refunds of earlier days exceed
+today's takings), the line is held with that reason and covers nothing: the
+refunds are netted against the next settlement.
+
+A batch settles its merchants a chunk per transaction (progress visible, a crash
+loses at most one chunk, which the next run re-does). Each chunk locks its
+merchants' rows, then their ledger accounts (the lock order of
+voucher.services.common), reads what is new with one query per kind of row,
+posts every entry with one post_entries call and inserts its lines at once.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from bank.models import Account, Party
+from bank.services import EntryRequest, lock_accounts, open_account, open_party, post_entries, record_audit
+from voucher import errors
+from voucher.clock import day_bounds, seoul_today
+from voucher.models import (
+    BASIS_POINTS,
+    Merchant,
+    MerchantMember,
+    MerchantPayment,
+    Payment,
+    Refund,
+    SettlementBatch,
+    SettlementLine,
+)
+from voucher.services.common import BANK_PARTY_REF, _locked, check_key, ledger_key, require_staff, token_accounts
+
+logger = logging.getLogger(__name__)
+
+FEE_INCOME_CODE = "voucher:settlement-fees:KRW"
+
+
+class HeldReason:
+    MERCHANT_FROZEN = "merchant_frozen"
+    ACCOUNT_FROZEN = "account_frozen"
+    REFUNDS_EXCEED_RECEIPTS = "refunds_exceed_receipts"
+    INSUFFICIENT_TOKENS = "insufficient_tokens"
+
+
+# --- fees ----------------------------------------------------------------------------------
+
+
+def fee_rate_bp(merchant: Merchant, day: date, *, instant: bool = False, schedule=None) -> int:
+    """The merchant's fee rate in basis points on `day`, by the schedule in force then."""
+    rows = sorted(schedule or _fee_schedule(), key=lambda row: row[0])
+    in_force = [tiers for since, tiers in rows if since <= day]
+    if not in_force:
+        raise errors.InvalidRequest(f"No settlement fee schedule is in force on {day}.", field="day")
+    rate = 0
+    for ceiling, tier_rate in in_force[-1]:
+        if ceiling is None or merchant.annual_revenue <= ceiling:
+            rate = tier_rate
+            break
+    return rate + (settings.VOUCHER_INSTANT_SETTLEMENT_FEE_BP if instant else 0)
+
+
+def fee_for(amount: int, rate_bp: int) -> int:
+    """Rounded down to the won: the merchant never pays a fraction of a won more than the rate."""
+    return amount * rate_bp // BASIS_POINTS if amount > 0 else 0
+
+
+def _fee_schedule() -> list[tuple[date, list[tuple[int | None, int]]]]:
+    """The schedule in settings, parsed (a few rows: cheaper to read than to cache)."""
+    return [
+        (date.fromisoformat(row["effective_from"]), [(ceiling, int(rate)) for ceiling, rate in row["tiers"]])
+        for row in settings.VOUCHER_SETTLEMENT_FEE_SCHEDULE
+    ]
+
+
+def fee_income_account() -> Account:
+    """The bank's KRW income account for settlement fees, opened on first use."""
+    account = Account.objects.filter(code=FEE_INCOME_CODE).first()
+    if account is None:
+        bank = open_party(kind=Party.Kind.BANK, external_ref=BANK_PARTY_REF, display_name="Busan Bank")
+        account = open_account(owner=bank, code=FEE_INCOME_CODE, currency="KRW", normal_side=Account.NormalSide.INCOME)
+    return account
+
+
+# --- the daily (or staff) batch --------------------------------------------------------------
+
+
+def settle_day(*, day: date, acting_user=None, progress: Callable[[int, int], None] | None = None) -> SettlementBatch:
+    """Settle every merchant's BKRW received on Seoul business `day` (and anything
+    older still unsettled). Safe to run again, retried, or on two workers at once:
+    a second run resumes the same batch and settles only merchants without a line.
+
+    `acting_user` (staff) marks a run started by hand; `progress(done, total)` is
+    called after each chunk.
+    """
+    if not isinstance(day, date) or isinstance(day, datetime):
+        raise errors.InvalidRequest("day must be a date.", field="day")
+    if day >= seoul_today():
+        raise errors.InvalidRequest("Only a finished business day can be settled.", field="day")
+    if acting_user is not None:
+        require_staff(acting_user)
+    _check_schedule_covers(day)
+    batch = _daily_batch(day, acting_user)
+    if batch.status == SettlementBatch.Status.DONE:
+        return batch
+    chunk = max(1, settings.VOUCHER_SETTLEMENT_CHUNK)
+    while True:
+        todo = _merchants_to_settle(batch)
+        if not todo:
+            break
+        total, done = len(todo), 0
+        logger.info("settlement %s: %d merchants to settle", batch, total)
+        for start in range(0, total, chunk):
+            ids = todo[start : start + chunk]
+            with transaction.atomic():
+                _settle_merchants(batch, ids)
+                _refresh_totals(batch)
+            done += len(ids)
+            if progress:
+                progress(done, total)
+            logger.info("settlement %s: %d of %d merchants", batch, done, total)
+    with transaction.atomic():
+        batch = SettlementBatch.objects.select_for_update().get(pk=batch.pk)
+        if batch.status != SettlementBatch.Status.DONE:
+            batch.status = SettlementBatch.Status.DONE
+            batch.finished_at = timezone.now()
+            batch.save(update_fields=["status", "finished_at"])
+            _refresh_totals(batch)
+            batch.refresh_from_db()
+            if acting_user is not None:
+                record_audit(
+                    actor=acting_user,
+                    action="voucher.settle_day",
+                    target=batch,
+                    after={"period": str(day), "paid": batch.paid_count, "held": batch.held_count, "net": batch.net},
+                )
+    return batch
+
+
+def _check_schedule_covers(day: date) -> None:
+    if not any(since <= day for since, _ in _fee_schedule()):
+        raise errors.InvalidRequest(f"No settlement fee schedule is in force on {day}.", field="day")
+
+
+def _daily_batch(day: date, acting_user) -> SettlementBatch:
+    existing = SettlementBatch.objects.exclude(kind=SettlementBatch.Kind.INSTANT).filter(period=day).first()
+    if existing:
+        return existing
+    kind = SettlementBatch.Kind.STAFF if acting_user is not None else SettlementBatch.Kind.DAILY
+    try:
+        with transaction.atomic():
+            return SettlementBatch.objects.create(
+                period=day, kind=kind, cutoff=day_bounds(day)[1], requested_by=acting_user
+            )
+    except IntegrityError:  # another worker created it first: resume theirs
+        return SettlementBatch.objects.exclude(kind=SettlementBatch.Kind.INSTANT).get(period=day)
+
+
+def _merchants_to_settle(batch: SettlementBatch) -> list[int]:
+    """Merchants with BKRW received before the cutoff above their watermark, and no line in this batch yet."""
+    mark = _latest_paid_line(OuterRef("pk"))
+    new_payment = Payment.objects.filter(
+        merchant=OuterRef("pk"), pk__gt=OuterRef("payments_mark"), created_at__lt=batch.cutoff
+    )
+    new_from_merchant = MerchantPayment.objects.filter(
+        payee=OuterRef("pk"), pk__gt=OuterRef("from_merchants_mark"), created_at__lt=batch.cutoff
+    )
+    candidates = (
+        Merchant.objects.annotate(
+            payments_mark=Coalesce(Subquery(mark.values("payments_through")), 0),
+            from_merchants_mark=Coalesce(Subquery(mark.values("from_merchants_through")), 0),
+        )
+        .filter(Exists(new_payment) | Exists(new_from_merchant))
+        .exclude(pk__in=batch.lines.values("merchant_id"))
+    )
+    return sorted(candidates.values_list("pk", flat=True))
+
+
+def _latest_paid_line(merchant) -> QuerySet[SettlementLine]:
+    """The merchant's last paid line, whose `through` ids are where its next line starts."""
+    return SettlementLine.objects.filter(merchant=merchant, sequence__isnull=False).order_by("-sequence")[:1]
+
+
+def _refresh_totals(batch: SettlementBatch) -> None:
+    paid = Q(status=SettlementLine.Status.PAID)
+    totals = batch.lines.aggregate(
+        merchant_count=Count("pk"),
+        paid_count=Count("pk", filter=paid),
+        held_count=Count("pk", filter=~paid),
+        payment_count=Sum("payment_count", filter=paid),
+        gross=Sum("gross", filter=paid),
+        refunds=Sum("refunds", filter=paid),
+        fees=Sum("fee", filter=paid),
+        net=Sum("net", filter=paid),
+    )
+    SettlementBatch.objects.filter(pk=batch.pk).update(**{k: v or 0 for k, v in totals.items()})
+
+
+# --- instant settlement ---------------------------------------------------------------------
+
+
+def settle_merchant_now(*, merchant: Merchant, acting_user, idempotency_key: str) -> SettlementLine:
+    """Settle everything the merchant has received up to now, at once, at the
+    tier rate plus the instant fee. Only the merchant's owner or bank staff may
+    ask. A repeated key returns the first line and pays nothing new."""
+    check_key(idempotency_key)
+    if not isinstance(merchant, Merchant) or merchant.pk is None:
+        raise errors.InvalidRequest("No such merchant.", field="merchant")
+    _require_owner_or_staff(acting_user, merchant)
+    key = f"{merchant.pk}:{idempotency_key}"
+    earlier = _instant_line(key)
+    if earlier is not None:
+        return earlier
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            batch = SettlementBatch.objects.create(
+                period=seoul_today(now),
+                kind=SettlementBatch.Kind.INSTANT,
+                cutoff=now,
+                requested_by=acting_user if getattr(acting_user, "pk", None) else None,
+                idempotency_key=key,
+            )
+            [line] = _settle_merchants(batch, [merchant.pk], instant=True) or [None]
+            if line is None:  # nothing received since the last settlement
+                raise errors.NothingToSettle()
+            if line.status == SettlementLine.Status.HELD:
+                if line.held_reason == HeldReason.MERCHANT_FROZEN:
+                    raise errors.MerchantFrozen(merchant=merchant.pk)
+                if line.held_reason == HeldReason.ACCOUNT_FROZEN:
+                    raise errors.MerchantFrozen(merchant=merchant.pk, reason=line.held_reason)
+                raise errors.NothingToSettle(reason=line.held_reason)
+            if line.burned == 0:
+                raise errors.NothingToSettle()
+            _refresh_totals(batch)
+            batch.status = SettlementBatch.Status.DONE
+            batch.finished_at = timezone.now()
+            batch.save(update_fields=["status", "finished_at"])
+            record_audit(
+                actor=acting_user,
+                action="voucher.settle_merchant_now",
+                target=line,
+                after={"merchant": merchant.pk, "net": line.net, "fee": line.fee, "payments": line.payment_count},
+            )
+            return line
+    except IntegrityError:  # the same key raced us and won: its line is the answer
+        earlier = _instant_line(key)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _instant_line(key: str) -> SettlementLine | None:
+    return SettlementLine.objects.filter(batch__idempotency_key=key).select_related("batch", "merchant").first()
+
+
+def _require_owner_or_staff(user, merchant: Merchant) -> None:
+    if user is None or not getattr(user, "is_active", False):
+        raise errors.MerchantOwnerOnly()
+    if getattr(user, "is_staff", False):
+        return
+    is_owner = MerchantMember.objects.filter(
+        user_id=user.pk, merchant_id=merchant.pk, role=MerchantMember.Role.OWNER
+    ).exists()
+    if not is_owner:
+        raise errors.MerchantOwnerOnly()
+
+
+# --- one chunk of merchants, under their locks ------------------------------------------------
+
+# The four kinds of rows a line covers: (model, the column naming its merchant, the join that needs).
+KINDS = ("payments", "refunds", "from_merchants", "to_merchants")
+_SOURCES = {
+    "payments": (Payment, "r.merchant_id", ""),
+    "refunds": (Refund, "p.merchant_id", "JOIN {payment} p ON p.id = r.payment_id"),
+    "from_merchants": (MerchantPayment, "r.payee_id", ""),
+    "to_merchants": (MerchantPayment, "r.payer_id", ""),
+}
+_CREDITS = ("payments", "from_merchants")  # counted up to the cutoff; debits up to now
+
+
+def _settle_merchants(batch: SettlementBatch, merchant_ids: Iterable[int], *, instant: bool = False):
+    """Write a line for each merchant that has none in this batch yet, covering
+    what is new since its last paid line, and post the ledger entries. Must run
+    inside transaction.atomic. Returns the lines written."""
+    merchants = _locked(Merchant.objects.all(), merchant_ids)
+    have = set(batch.lines.filter(merchant__in=merchants).values_list("merchant_id", flat=True))
+    merchants = [m for m in merchants if m.pk not in have]  # another worker settled them while we waited
+    if not merchants:
+        return []
+    tokens = token_accounts()
+    fee_account = fee_income_account()
+    # From here on no row of these merchants can commit: every writer holds these locks.
+    accounts = lock_accounts(
+        [m.token_account_id for m in merchants]
+        + [m.settlement_account_id for m in merchants]
+        + [tokens.reserve.pk, tokens.issuance.pk, fee_account.pk]
+    )
+    ids = [m.pk for m in merchants]
+    marks = _watermarks(ids)
+    new = {
+        kind: _new_rows(kind, {m: marks[m][kind] for m in ids}, batch.cutoff if kind in _CREDITS else None)
+        for kind in KINDS
+    }
+    lines, requests, paying = [], [], []
+    schedule = _fee_schedule()
+    for merchant in merchants:
+        line = SettlementLine(
+            batch=batch,
+            merchant=merchant,
+            period=batch.period,
+            status=SettlementLine.Status.PAID,
+            fee_rate_bp=fee_rate_bp(merchant, batch.period, instant=instant, schedule=schedule),
+        )
+        for kind in KINDS:
+            after = marks[merchant.pk][kind]
+            through, count, total = new[kind].get(merchant.pk, (after, 0, 0))
+            setattr(line, f"{kind}_after", after)
+            setattr(line, f"{kind}_through", through)
+            setattr(line, "gross" if kind == "payments" else kind, total)
+            if kind == "payments":
+                line.payment_count = count
+        if not (line.payment_count or line.refunds or line.from_merchants or line.to_merchants):
+            continue  # nothing new (an instant settlement took it meanwhile): no empty line
+        burned = line.gross + line.from_merchants - line.refunds - line.to_merchants
+        reason = _held_reason(merchant, burned, accounts)
+        if reason:
+            line.status, line.held_reason = SettlementLine.Status.HELD, reason
+        else:
+            line.sequence = marks[merchant.pk]["sequence"] + 1
+            line.fee = fee_for(burned, line.fee_rate_bp)
+            line.net = burned - line.fee
+        lines.append(line)
+        if line.status == SettlementLine.Status.PAID and burned:  # fully refunded sales: covered, nothing moves
+            requests.append(_entry_request(batch, merchant, line, burned, tokens, fee_account))
+            paying.append(line)
+    for line, entry in zip(paying, post_entries(requests=requests), strict=True):
+        line.entry = entry
+    return _insert_lines(batch, lines)
+
+
+# Every column but the id, in the model's order; filled from plain ints and strings,
+# which is several times cheaper than bulk_create preparing each value of 10,000 lines.
+_LINE_FIELDS = [f for f in SettlementLine._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_lines(batch: SettlementBatch, lines: list[SettlementLine]) -> list[SettlementLine]:
+    if not lines:
+        return []
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _LINE_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_LINE_FIELDS))
+    now = timezone.now()
+    period = connection.ops.adapt_datefield_value(batch.period)
+    created = connection.ops.adapt_datetimefield_value(now)
+    rows = []
+    for line in lines:
+        line.created_at = now
+        row = [getattr(line, f.attname) for f in _LINE_FIELDS]
+        row[_PERIOD_AT], row[_CREATED_AT] = period, created
+        rows.append(row)
+    table = quote(SettlementLine._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # COPY: no per-value quoting on our side
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            for start in range(0, len(rows), _INSERT_ROWS):
+                part = rows[start : start + _INSERT_ROWS]
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([f"({placeholders})"] * len(part)),
+                    [value for row in part for value in row],
+                )
+    ids = dict(
+        batch.lines.filter(merchant_id__in=[line.merchant_id for line in lines]).values_list("merchant_id", "pk")
+    )
+    for line in lines:
+        line.pk = line.id = ids[line.merchant_id]
+        line._state.adding, line._state.db = False, connection.alias
+    return lines
+
+
+_INSERT_ROWS = 500  # 500 x 27 parameters: under SQLite's and PostgreSQL's limits per statement
+_PERIOD_AT = [f.attname for f in _LINE_FIELDS].index("period")
+_CREATED_AT = [f.attname for f in _LINE_FIELDS].index("created_at")
+
+
+def _entry_request(batch, merchant: Merchant, line: SettlementLine, burned: int, tokens, fee_account) -> EntryRequest:
+    """Burn what the line covers; the reserve pays the KRW, net to the merchant and the fee to the bank."""
+    lines = [(merchant.token_account_id, -burned), (tokens.issuance.pk, burned), (tokens.reserve.pk, -burned)]
+    if line.net:
+        lines.append((merchant.settlement_account_id, line.net))
+    if line.fee:
+        lines.append((fee_account.pk, line.fee))
+    return EntryRequest(
+        lines=lines,
+        kind="voucher_settlement",
+        memo=f"settlement {batch.period} ({batch.get_kind_display()})",
+        idempotency_key=ledger_key("settle", batch.pk, merchant.pk),
+    )
+
+
+def _held_reason(merchant: Merchant, burned: int, accounts: dict) -> str:
+    if merchant.status != Merchant.Status.ACTIVE:
+        return HeldReason.MERCHANT_FROZEN
+    token, payee = accounts[merchant.token_account_id], accounts[merchant.settlement_account_id]
+    if token.status != Account.Status.ACTIVE or payee.status != Account.Status.ACTIVE:
+        return HeldReason.ACCOUNT_FROZEN
+    if burned < 0:
+        return HeldReason.REFUNDS_EXCEED_RECEIPTS
+    if burned > token.available:  # cannot happen while the ranges hold; refuse rather than overdraw
+        return HeldReason.INSUFFICIENT_TOKENS
+    return ""
+
+
+def _watermarks(merchant_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per merchant: the sequence of its last paid line and where each kind's range ended (0, 0... if none)."""
+    marks = {m: {"sequence": 0, **dict.fromkeys(KINDS, 0)} for m in merchant_ids}
+    last = SettlementLine.objects.filter(
+        merchant_id__in=merchant_ids,
+        sequence__isnull=False,
+        sequence=Subquery(_latest_paid_line(OuterRef("merchant_id")).values("sequence")),
+    )
+    for row in last.values("merchant_id", "sequence", *(f"{kind}_through" for kind in KINDS)):
+        marks[row["merchant_id"]] = {"sequence": row["sequence"], **{k: row[f"{k}_through"] for k in KINDS}}
+    return marks
+
+
+def _new_rows(kind: str, starts: dict[int, int], cutoff) -> dict[int, tuple[int, int, int]]:
+    """Per merchant: (through, count, sum) of its rows of `kind` above its start id;
+    with a cutoff, up to the last one created before it. One pass for the chunk."""
+    if not starts:
+        return {}
+    rows = _aggregate(kind, starts, cutoff)
+    found = {m: (through, count, total) for m, through, count, total, _ in rows if through is not None}
+    # Rows are written in id order under the merchant's lock, so created_at rises
+    # with the id; should a clock step back, a late row could sit below `through`.
+    # Everything up to `through` is covered, so such a merchant is summed exactly.
+    skewed = {m: starts[m] for m, through, _, _, first_late in rows if through and first_late and first_late < through}
+    if skewed:
+        for m, through in ((m, found[m][0]) for m in skewed):
+            [(_, _, count, total, _)] = _aggregate(kind, {m: skewed[m]}, None, through=through)
+            found[m] = (through, count, total)
+    return found
+
+
+def _aggregate(kind: str, starts: dict[int, int], cutoff, through: int | None = None) -> list[tuple]:
+    """(merchant, last id before the cutoff, count and sum up to it, first id at or after it)."""
+    model, merchant_column, join = _SOURCES[kind]
+    table = f"{model._meta.db_table} r {join.format(payment=Payment._meta.db_table)}"
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:  # two array parameters instead of two per merchant
+        pairs = "SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
+        params: list = [list(starts), list(starts.values())]
+    else:
+        pairs = "VALUES " + ", ".join(["(%s, %s)"] * len(starts))
+        params = [value for pair in starts.items() for value in pair]
+    early = "r.created_at < %s" if cutoff else "1 = 1"
+    figures = f"""max(r.id) FILTER (WHERE {early}), count(*) FILTER (WHERE {early}),
+               sum(r.amount) FILTER (WHERE {early}), min(r.id) FILTER (WHERE NOT ({early}))"""
+    if cutoff:
+        params += [connection.ops.adapt_datetimefield_value(cutoff)] * 4
+    upper = ""
+    if through is not None:
+        upper = " AND r.id <= %s"
+        params.append(through)
+    if postgresql and not join:
+        # One index range scan per merchant on (merchant, id), from its watermark:
+        # reads only what is new. Left to itself the planner hashes the whole table.
+        sql = f"""
+            WITH w (merchant_id, after_id) AS ({pairs})
+            SELECT w.merchant_id, new.* FROM w CROSS JOIN LATERAL (
+                SELECT {figures} FROM {table}
+                WHERE {merchant_column} = w.merchant_id AND r.id > w.after_id{upper}
+            ) new"""
+    else:
+        params.append(min(starts.values()))  # refunds are few: read them from the lowest watermark on
+        sql = f"""
+            WITH w (merchant_id, after_id) AS ({pairs})
+            SELECT w.merchant_id, {figures}
+            FROM {table} JOIN w ON {merchant_column} = w.merchant_id AND r.id > w.after_id
+            WHERE r.id > %s{upper}
+            GROUP BY w.merchant_id"""
+        if upper:  # the upper bound's parameter comes after the lower one here
+            params[-2], params[-1] = params[-1], params[-2]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            (m, last, int(count), int(total or 0), first_late)
+            for m, last, count, total, first_late in cursor.fetchall()
+        ]
+
+
+# --- what the portal shows before a settlement ------------------------------------------------
+
+
+def estimate_next_settlement(merchant: Merchant) -> dict:
+    """What settling the merchant now would pay, at the daily rate: gross,
+    refunds, merchant-to-merchant in and out, fee and net. Reads only."""
+    starts = _watermarks([merchant.pk])[merchant.pk]
+    got = {kind: _new_rows(kind, {merchant.pk: starts[kind]}, None).get(merchant.pk, (0, 0, 0)) for kind in KINDS}
+    gross, refunded, received, paid_out = (got[kind][2] for kind in KINDS)
+    burned = max(0, gross + received - refunded - paid_out)
+    rate = fee_rate_bp(merchant, seoul_today())
+    fee = fee_for(burned, rate)
+    return {
+        "payment_count": got["payments"][1],
+        "gross": gross,
+        "refunds": refunded,
+        "from_merchants": received,
+        "to_merchants": paid_out,
+        "fee_rate_bp": rate,
+        "fee": fee,
+        "net": burned - fee,
+    }
