@@ -101,3 +101,6 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "target_type"]
     search_fields = ["actor_label", "target_id", "reason"]
     date_hierarchy = "at"
+
+
+from bank import admin_verification  # noqa: E402,F401  back-office verification page (issue 6)

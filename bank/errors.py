@@ -145,3 +145,12 @@ class IdempotencyKeyReused(BankError):
     code = "idempotency_key_reused"
     http_status = 409
     message = "This Idempotency-Key was already used with a different request."
+
+
+# --- back office (issue 6, oversight) --------------------------------------------------------
+
+
+class PermissionRequired(BankError):
+    code = "permission_required"
+    http_status = 403
+    message = "Your staff role does not allow this."

@@ -223,3 +223,4 @@ for model, columns in (
     (PaymentRequest, ["id", "merchant", "amount", "reference", "status", "expires_at", "payment"]),
 ):
     admin.site.register(model, type(f"{model.__name__}Admin", (ReadOnlyAdmin,), {"list_display": columns}))
+from voucher import admin_oversight  # noqa: E402,F401  reconciliation, customer view, fraud flags (issue 6)

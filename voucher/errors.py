@@ -157,3 +157,18 @@ class PaymentCodeUsed(VoucherError):
     code = "payment_code_used"
     http_status = 409
     message = "The payment code has already been used."
+
+
+# --- back office (issue 6, oversight) --------------------------------------------------------
+
+
+class FraudFlagAlreadyReviewed(VoucherError):
+    code = "fraud_flag_already_reviewed"
+    http_status = 409
+    message = "This flag was already reviewed."
+
+
+class StaffPermissionRequired(VoucherError):
+    code = "permission_required"
+    http_status = 403
+    message = "Your staff role does not allow this."

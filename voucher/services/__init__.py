@@ -2,7 +2,9 @@
 and post_entries; nothing here writes a posting or a balance itself."""
 
 from voucher.services.expiry import ExpiryResult, expire_lots
+from voucher.services.fraud import dismiss_fraud_flag, flag_fraud_patterns, freeze_fraud_flag_subject
 from voucher.services.issuance import issue_voucher
+from voucher.services.kyc import set_kyc_tier
 from voucher.services.merchants import add_merchant_member, onboard_merchant, set_merchant_status
 from voucher.services.payments import pay, pay_merchant
 from voucher.services.programs import (
@@ -34,7 +36,10 @@ __all__ = [
     "approve_program",
     "close_program",
     "create_program",
+    "dismiss_fraud_flag",
     "expire_lots",
+    "flag_fraud_patterns",
+    "freeze_fraud_flag_subject",
     "issue_voucher",
     "onboard_merchant",
     "open_wallet",
@@ -45,6 +50,7 @@ __all__ = [
     "redeem",
     "refund_payment",
     "request_payload",
+    "set_kyc_tier",
     "set_merchant_status",
     "set_wallet_status",
     "submit_program",
