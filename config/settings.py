@@ -7,8 +7,8 @@ environment here, and only here (12-factor). Nothing else reads os.environ.
 import os
 from pathlib import Path
 
-from celery.schedules import crontab
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
