@@ -97,11 +97,20 @@ def test_three_payments_refunded_in_full_within_a_day_are_flagged(db):
     assert flag.evidence["payments_refunded_in_full"] == 3 and flag.evidence["total"] == 12_345 + 23_456 + 34_567
 
 
-def test_partial_or_late_refunds_are_not_churn(db):
+def test_two_quick_full_refunds_and_a_partial_one_are_not_churn(db):
     wallet, shop = wallet_with_tokens(100_000), merchant()
     first, second, third = pay_many(wallet, shop, [12_345, 23_456, 34_567])
     services.refund_payment(payment=first, amount=first.amount, idempotency_key="r1")
-    services.refund_payment(payment=second, amount=second.amount - 1, idempotency_key="r2")  # not in full
+    services.refund_payment(payment=second, amount=second.amount, idempotency_key="r2")
+    services.refund_payment(payment=third, amount=third.amount - 1, idempotency_key="r3")  # not in full
+    assert run_rules() == []
+
+
+def test_two_quick_full_refunds_and_a_late_one_are_not_churn(db):
+    wallet, shop = wallet_with_tokens(100_000), merchant()
+    first, second, third = pay_many(wallet, shop, [12_345, 23_456, 34_567])
+    services.refund_payment(payment=first, amount=first.amount, idempotency_key="r1")
+    services.refund_payment(payment=second, amount=second.amount, idempotency_key="r2")
     # the third is refunded in full, but 25 hours after it was paid
     Payment.objects.filter(pk=third.pk).update(created_at=timezone.now() - timedelta(hours=25))
     services.refund_payment(payment=third, amount=third.amount, idempotency_key="r3")

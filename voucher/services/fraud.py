@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import (
     Count,
     DateTimeField,
+    Exists,
     ExpressionWrapper,
     F,
     Max,
@@ -160,7 +161,7 @@ def _quick_full_refunds(day: date) -> list[Finding]:
     )
     rows = (
         Payment.objects.filter(created_at__gte=start, created_at__lt=end, refunded_amount=F("amount"))
-        .exclude(pk__in=late_refund.values("payment"))
+        .filter(~Exists(late_refund))
         .values("wallet_id", "merchant_id")
         .annotate(count=Count("id"), total=Sum("amount"))
         .filter(count__gte=minimum)
