@@ -9,8 +9,10 @@ from django.urls import reverse
 from bank import services, tasks
 from bank.errors import BankError
 from bank.models import AuditEvent, JournalEntry, VerificationRun
+from bank.services import EntryRequest
 from tests.bank.test_celery_worker import wait_for, worker_queue  # noqa: F401  (the real-worker fixture)
 from tests.bank.test_verify_ledger import ledger, raw_sql  # noqa: F401  (two sealed blocks and one unsealed entry)
+from tests.factories import AccountFactory, funded_account
 from tests.factories.voucher import UserFactory
 
 
@@ -143,3 +145,21 @@ def test_a_real_celery_worker_runs_the_verification_and_finds_the_tampered_entry
     assert verdict == run.status == "failed"
     assert run.first_failure.startswith(f"entry #{entry.pk}:")
     assert run.done == run.total == JournalEntry.objects.count() and run.finished_at is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_progress_is_written_while_the_ledger_streams_without_disturbing_it(validators):
+    # verify_ledger reports progress every 10,000 entries, in the middle of its COPY stream, where the
+    # run row is written on a second connection; 12,000 entries make it do so once mid-stream.
+    payer, payee = funded_account(10_000_000), AccountFactory()
+    for _ in range(12):
+        services.post_entries(
+            requests=[EntryRequest(lines=[(payer, -1), (payee, 1)], kind="transfer") for _ in range(1_000)]
+        )
+    services.seal_pending_entries()
+    user = auditor_with("view_verificationrun", "start_verificationrun")
+    run = services.start_verification_run(actor=user)
+    finished = services.run_verification(run=run)
+    assert finished.status == "passed"
+    assert finished.done == finished.total == JournalEntry.objects.count() > 12_000
