@@ -2,6 +2,8 @@
 a Celery task (eager, or a real worker) runs verify_ledger with progress, and
 the page shows passed, or failed naming the first entry that does not check out."""
 
+import time
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -10,6 +12,7 @@ from bank import services, tasks
 from bank.errors import BankError
 from bank.models import AuditEvent, JournalEntry, VerificationRun
 from bank.services import EntryRequest
+from config import celery_app
 from tests.bank.test_celery_worker import wait_for, worker_queue  # noqa: F401  (the real-worker fixture)
 from tests.bank.test_verify_ledger import ledger, raw_sql  # noqa: F401  (two sealed blocks and one unsealed entry)
 from tests.factories import AccountFactory, funded_account
@@ -132,19 +135,30 @@ def test_a_finished_run_shows_every_entry_checked(operator, ledger):  # noqa: F8
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_real_celery_worker_runs_the_verification_and_finds_the_tampered_entry(worker_queue, ledger):  # noqa: F811
+def test_a_real_celery_worker_runs_a_started_verification_and_finds_the_tampered_entry(worker_queue, ledger):  # noqa: F811
     queue, worker, log_path = worker_queue
     user = auditor_with("view_verificationrun", "start_verificationrun")
     entry = tamper_first_entry(ledger)
-    clean = services.start_verification_run(actor=user)
-    # when: the task is sent to the worker's own queue (start_verification_run sends to the default one
-    # after commit, where no worker listens in this test)
-    verdict = wait_for(tasks.run_verification.apply_async(args=[clean.pk], queue=queue), worker, log_path)
+    # the task goes where this test's worker listens, as production routes it to the workers' queue
+    routes = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {"bank.tasks.run_verification": {"queue": queue}}
+    try:
+        # when: started as the admin page starts it; the task is sent after the commit
+        run = services.start_verification_run(actor=user)
+        deadline = time.monotonic() + 60
+        while not VerificationRun.objects.get(pk=run.pk).is_finished:
+            assert worker.poll() is None, log_path.read_text()[-4000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-4000:]
+            time.sleep(0.1)
+    finally:
+        celery_app.conf.task_routes = routes
     # then
-    run = VerificationRun.objects.get(pk=clean.pk)
-    assert verdict == run.status == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed"
     assert run.first_failure.startswith(f"entry #{entry.pk}:")
     assert run.done == run.total == JournalEntry.objects.count() and run.finished_at is not None
+    # and a second delivery of the same task changes nothing
+    assert wait_for(tasks.run_verification.apply_async(args=[run.pk], queue=queue), worker, log_path) == "failed"
 
 
 @pytest.mark.postgres
