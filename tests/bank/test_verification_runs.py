@@ -33,6 +33,14 @@ def operator(client, db):
     return client, user
 
 
+def route_to(queue, routes=None):
+    """Send run_verification to `queue` (or restore `routes`). Celery caches its router
+    on first use, so the cache is dropped as well."""
+    celery_app.conf.task_routes = {"bank.tasks.run_verification": {"queue": queue}} if queue else routes
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.__dict__.pop("router", None)
+
+
 def tamper_first_entry(ledger):  # noqa: F811
     entry = ledger["first"][0]
     with raw_sql() as cursor:
@@ -141,7 +149,7 @@ def test_a_real_celery_worker_runs_a_started_verification_and_finds_the_tampered
     entry = tamper_first_entry(ledger)
     # the task goes where this test's worker listens, as production routes it to the workers' queue
     routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {"bank.tasks.run_verification": {"queue": queue}}
+    route_to(queue)
     try:
         # when: started as the admin page starts it; the task is sent after the commit
         run = services.start_verification_run(actor=user)
@@ -151,7 +159,7 @@ def test_a_real_celery_worker_runs_a_started_verification_and_finds_the_tampered
             assert time.monotonic() < deadline, log_path.read_text()[-4000:]
             time.sleep(0.1)
     finally:
-        celery_app.conf.task_routes = routes
+        route_to(None, routes)
     # then
     run.refresh_from_db()
     assert run.status == "failed"
