@@ -417,3 +417,6 @@ class AuditEventAdmin(RoleActionsMixin, ReadOnlyAdmin):
     @admin.action(description="Export selected as CSV", permissions=["export"])
     def export_csv(self, request, queryset):
         return audit_csv(queryset.order_by("at", "id"))
+
+
+from bank import admin_verification  # noqa: E402,F401  back-office verification page (issue 6)

@@ -195,3 +195,6 @@ class MinterAllowanceExceeded(BankError):
     code = "minter_allowance_exceeded"
     http_status = 409
     message = "The minter's allowance does not cover this mint."
+
+
+# --- back office (issue 6, oversight) --------------------------------------------------------

@@ -440,3 +440,46 @@ class ControlState(models.Model):
 
     def __str__(self):
         return "payments paused" if self.payments_paused else "payments running"
+
+
+# --- back office: ledger verification runs (issue 6) ---------------------------------------
+
+
+class VerificationRun(models.Model):
+    """One run of verify_ledger started from the back office, its progress and its verdict.
+    Only bank.services.verification_runs changes these rows."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        PASSED = "passed", _("passed")
+        FAILED = "failed", _("failed")
+
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    done = models.BigIntegerField(default=0, help_text="Entries checked so far.")
+    total = models.BigIntegerField(default=0, help_text="Entries to check.")
+    blocks = models.BigIntegerField(default=0)
+    accounts = models.BigIntegerField(default=0)
+    failure_count = models.PositiveIntegerField(default=0)
+    first_failure = models.TextField(blank=True, default="")
+    failures = models.JSONField(default=list, blank=True, help_text="Up to 20 failures, in ledger order.")
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        permissions = [("start_verificationrun", "Can start a ledger verification run")]
+
+    def __str__(self):
+        return f"verification #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.PASSED, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.is_finished:
+            return 100
+        return int(self.done * 100 / self.total) if self.total else 0

@@ -41,7 +41,9 @@ _VIEW_AUDIT = ["bank.view_auditevent", "bank.export_audit"]
 
 ROLES: dict[str, list[str]] = {
     # Customers, their KYC tier and deposits; freezes a wallet on the spot and may ask for its unfreeze.
-    "teller": _VIEW_LEDGER + _VIEW_TOKEN + ["voucher.change_kyc_tier", "voucher.freeze_wallet"],
+    "teller": _VIEW_LEDGER
+    + _VIEW_TOKEN
+    + ["voucher.view_customerwallet", "voucher.change_kyc_tier", "voucher.revoke_device_key", "voucher.freeze_wallet"],
     # Makes and edits voucher programs and issues grants by hand (large ones go to an approver).
     "program_manager": _VIEW_TOKEN
     + [
@@ -66,10 +68,25 @@ ROLES: dict[str, list[str]] = {
         "voucher.freeze_wallet",
         "voucher.freeze_merchant",
         "voucher.seize_wallet",
+        # the compliance desk reviews the nightly fraud flags and watches the books
+        "voucher.view_fraudflag",
+        "voucher.review_fraudflag",
+        "voucher.view_customerwallet",
+        "voucher.view_reconciliation",
+        "bank.view_verificationrun",
+        "bank.start_verificationrun",
     ],
-    # Settlement batches: see and run them (the codenames arrive with the settlement models).
+    # Settlement batches: see and run them, and the books they must keep balanced.
     "settlement_operator": _VIEW_TOKEN
-    + ["bank.view_account", "bank.view_journalentry", "voucher.view_settlementbatch", "voucher.run_settlement"],
+    + [
+        "bank.view_account",
+        "bank.view_journalentry",
+        "bank.view_verificationrun",
+        "voucher.view_settlementbatch",
+        "voucher.view_settlementline",
+        "voucher.run_settlement",
+        "voucher.view_reconciliation",
+    ],
     # The incident desk's switch: pause and resume payments and transfers.
     "pauser": _VIEW_CONTROLS + ["bank.pause_payments", "bank.view_account"],
     # Read-only everything, the audit log included (filled in by setup_roles with every view_ permission).

@@ -19,3 +19,9 @@ def expire_holds() -> int:
 @shared_task
 def forget_old_nonces() -> int:
     return services.forget_old_nonces()
+
+
+@shared_task
+def run_verification(run_id: int) -> str:
+    """Verify the ledger for a run queued from the back office; returns its verdict."""
+    return services.run_verification(run=run_id).status

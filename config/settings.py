@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma on the back-office pages
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -119,6 +120,22 @@ CELERY_BEAT_SCHEDULE = {
     "expire-voucher-lots": {"task": "voucher.tasks.expire_lots", "schedule": 3600.0},
     # Yesterday's settlement at 00:30 Seoul (CELERY_TIMEZONE); a re-run resumes or finds it done.
     "settle-yesterday": {"task": "voucher.tasks.settle_yesterday", "schedule": crontab(minute=30, hour=0)},
+    # After 02:00 Seoul, when the day's payments are in; flags are unique per day, so a rerun adds nothing.
+    "flag-fraud-patterns": {"task": "voucher.tasks.flag_fraud_patterns", "schedule": crontab(hour=2, minute=30)},
+}
+
+# Thresholds of the nightly fraud rules (voucher.services.fraud), tunable without a release.
+FRAUD_RULES = {
+    "round_sum_unit": int(os.environ.get("FRAUD_ROUND_SUM_UNIT", "10000")),  # won
+    "round_sum_min_count": int(os.environ.get("FRAUD_ROUND_SUM_MIN_COUNT", "3")),
+    "round_sum_days": int(os.environ.get("FRAUD_ROUND_SUM_DAYS", "7")),
+    "quick_refund_hours": int(os.environ.get("FRAUD_QUICK_REFUND_HOURS", "24")),
+    "quick_refund_min_count": int(os.environ.get("FRAUD_QUICK_REFUND_MIN_COUNT", "3")),
+    "quick_refund_days": int(os.environ.get("FRAUD_QUICK_REFUND_DAYS", "7")),
+    "takings_days": int(os.environ.get("FRAUD_TAKINGS_DAYS", "30")),
+    "takings_revenue_multiple": int(os.environ.get("FRAUD_TAKINGS_REVENUE_MULTIPLE", "2")),
+    "takings_min": int(os.environ.get("FRAUD_TAKINGS_MIN", "1000000")),  # won in the window
+    "shared_device_min_wallets": int(os.environ.get("FRAUD_SHARED_DEVICE_MIN_WALLETS", "3")),
 }
 
 # Merchant settlement fees by the merchant's annual revenue, in basis points of the

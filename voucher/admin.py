@@ -393,7 +393,10 @@ class SettlementBatchAdmin(ReadOnlyAdmin):
             f"burned {report['bkrw_burned']:,}; reserve out {report['krw_out_of_reserve']:,}"
         )
 
-    @admin.action(description="Finish the selected daily batches now (resume a stopped run)")
+    def has_run_permission(self, request):
+        return request.user.has_perm("voucher.run_settlement")
+
+    @admin.action(description="Finish the selected daily batches now (resume a stopped run)", permissions=["run"])
     def resume(self, request, queryset):
         daily = queryset.exclude(kind=SettlementBatch.Kind.INSTANT)
         _run_each(
@@ -403,3 +406,6 @@ class SettlementBatchAdmin(ReadOnlyAdmin):
             "settled",
             lambda batch: services.settle_day(day=batch.period, acting_user=request.user),
         )
+
+
+from voucher import admin_oversight  # noqa: E402,F401  reconciliation, customer view, fraud flags (issue 6)

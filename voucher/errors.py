@@ -175,3 +175,12 @@ class MerchantOwnerOnly(VoucherError):
     code = "merchant_owner_only"
     http_status = 403
     message = "Only the merchant's owner (or bank staff) may do this."
+
+
+# --- back office (issue 6, oversight) --------------------------------------------------------
+
+
+class FraudFlagAlreadyReviewed(VoucherError):
+    code = "fraud_flag_already_reviewed"
+    http_status = 409
+    message = "This flag was already reviewed."

@@ -664,6 +664,7 @@ class SettlementBatch(models.Model):
 
     class Meta:
         ordering = ["-period", "-pk"]
+        permissions = [("run_settlement", "Can run or resume a settlement batch")]
         constraints = [
             # The daily batch and a staff run of the same day are one batch: a second
             # run resumes it instead of starting another.
@@ -750,3 +751,73 @@ class SettlementLine(models.Model):
     @property
     def burned(self) -> int:
         return self.net + self.fee
+
+
+# --- back office: customer view, reconciliation, fraud flags (issue 6) ---------------------
+
+
+class CustomerWallet(Wallet):
+    """A citizen as the bank's staff see them: wallet, lots, limits, history, devices, KYC tier."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "customer"
+        permissions = [
+            ("change_kyc_tier", "Can change a customer's KYC tier"),
+            ("revoke_device_key", "Can revoke a customer's device key"),
+        ]
+
+
+class Reconciliation(VoucherProgram):
+    """The reconciliation dashboard's entry in the admin (no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "reconciliation"
+        verbose_name_plural = "reconciliation"
+
+
+class FraudFlag(models.Model):
+    """A voucher cashing-out ("kkang") pattern the nightly rules found, for staff to review.
+
+    One flag per rule, subject and period, so running the rules again adds nothing.
+    Only voucher.services.fraud writes these rows.
+    """
+
+    class Rule(models.TextChoices):
+        ROUND_SUM_PAYMENTS = "round_sum_payments", _("repeated round-sum payments to one merchant")
+        QUICK_FULL_REFUNDS = "quick_full_refunds", _("payments refunded in full soon after, again and again")
+        TAKINGS_ABOVE_REVENUE = "takings_above_revenue", _("voucher takings far above the revenue tier")
+        SHARED_DEVICE_KEY = "shared_device_key", _("one device key on many wallets")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        DISMISSED = "dismissed", _("dismissed")
+        ACTIONED = "actioned", _("actioned (frozen)")
+
+    rule = models.CharField(max_length=24, choices=Rule.choices)
+    subject = models.CharField(max_length=120, help_text="What was flagged, e.g. wallet:12/merchant:3.")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")
+    device_public_key = models.CharField(max_length=66, blank=True, default="")
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="The last Seoul day the rule looked at.")
+    evidence = models.JSONField(default=dict)
+    score = models.PositiveIntegerField(default=0, help_text="How far over the threshold; higher first.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_reason = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["status", "-score", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "subject", "period_end"], name="one_flag_per_rule_subject_period")
+        ]
+        permissions = [("review_fraudflag", "Can review a fraud flag (dismiss or freeze)")]
+
+    def __str__(self):
+        return f"{self.get_rule_display()}: {self.subject} ({self.period_start}..{self.period_end})"

@@ -32,3 +32,8 @@ def settle_day_task(day: str) -> dict:
         progress=lambda done, total: logger.info("settling %s: %d of %d merchants", day, done, total),
     )
     return {"batch": batch.pk, "status": batch.status, "paid": batch.paid_count, "held": batch.held_count}
+
+
+def flag_fraud_patterns(day: str | None = None) -> int:
+    """The nightly fraud rules over the window ending yesterday (or `day`, ISO). Idempotent."""
+    return len(services.flag_fraud_patterns(day=date.fromisoformat(day) if day else None))

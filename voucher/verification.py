@@ -10,16 +10,21 @@ from voucher.services.common import ISSUANCE_CODE, RESERVE_CODE
 CHECK_NAME = "reserve_identity"
 
 
-def check_reserve_identity() -> list[Failure]:
-    """BKRW outstanding (every BKRW balance but the issuance account's) must
-    equal the reserve's KRW, to the won. Uses the cached balances, which
-    verify_ledger proves against the postings separately."""
+def reserve_position() -> tuple[int, int]:
+    """(BKRW outstanding, reserve KRW): every BKRW balance but the issuance
+    account's, and the reserve's natural balance. Two queries, on the cached
+    balances, which verify_ledger proves against the postings separately."""
     outstanding = (
         Account.objects.filter(currency="BKRW").exclude(code=ISSUANCE_CODE).aggregate(total=Sum("balance"))["total"]
         or 0
     )
     reserve = Account.objects.filter(code=RESERVE_CODE).first()
-    reserve_krw = reserve.natural_balance if reserve else 0
+    return outstanding, reserve.natural_balance if reserve else 0
+
+
+def check_reserve_identity() -> list[Failure]:
+    """BKRW outstanding must equal the reserve's KRW, to the won."""
+    outstanding, reserve_krw = reserve_position()
     if outstanding == reserve_krw:
         return []
     return [

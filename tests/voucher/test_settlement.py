@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from bank.errors import BankError
 from bank.models import Posting
 from bank.roles import grant_role
 from bank.services import approve_request
@@ -124,7 +125,7 @@ def test_running_a_day_again_pays_nobody_twice(db):
     sale(shop, 4_000)
     first = services.settle_day(day=yesterday())
     before = ledger_size()
-    again = services.settle_day(day=yesterday(), acting_user=staff("ops"))
+    again = services.settle_day(day=yesterday(), acting_user=grant_role(staff("ops"), "settlement_operator"))
     assert again.pk == first.pk and ledger_size() == before
     assert natural(shop.settlement_account) == 4_000
 
@@ -192,12 +193,12 @@ def test_a_clerk_cannot_ask_for_instant_settlement_and_nothing_is_written(db):
 
 def test_instant_settlement_with_nothing_to_settle_or_a_frozen_merchant_is_refused_writing_nothing(db):
     shop = merchant()
-    ops = staff("ops")
+    ops = grant_role(staff("ops"), "settlement_operator")
     with pytest.raises(errors.NothingToSettle) as nothing:
         services.settle_merchant_now(merchant=shop, acting_user=ops, idempotency_key="k1")
     assert nothing.value.code == "nothing_to_settle"
     sale(shop, 1_000)
-    services.set_merchant_status(actor=ops, merchant=shop, status="frozen", reason="check")
+    services.set_merchant_status(actor=staff("risk"), merchant=shop, status="frozen", reason="check")
     before = ledger_size()
     with pytest.raises(errors.MerchantFrozen):
         services.settle_merchant_now(merchant=shop, acting_user=ops, idempotency_key="k2")
@@ -211,15 +212,16 @@ def test_instant_settlement_with_nothing_to_settle_or_a_frozen_merchant_is_refus
         (None, None, "invalid_request"),
         ("today", None, "invalid_request"),
         ("tomorrow", None, "invalid_request"),
-        ("yesterday", "not-staff", "staff_only"),
+        ("yesterday", "not-staff", "role_required"),
+        ("yesterday", "staff-without-the-role", "role_required"),
     ],
 )
 def test_settle_day_refuses_bad_input_and_writes_nothing(db, day, user, code):
     sale(merchant(), 1_000)
     days = {"today": seoul_today(), "tomorrow": seoul_today() + timedelta(days=1), "yesterday": yesterday()}
-    actor = UserFactory(username="nobody") if user else None
+    actor = UserFactory(username="nobody", is_staff=user == "staff-without-the-role") if user else None
     before = ledger_size()
-    with pytest.raises(errors.VoucherError) as refused:
+    with pytest.raises(BankError) as refused:
         services.settle_day(day=days.get(day, day), acting_user=actor)
     assert refused.value.code == code
     assert ledger_size() == before and not SettlementBatch.objects.exists()

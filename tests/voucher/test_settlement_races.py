@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from django.db.models import Sum
 
+from bank.roles import grant_role
 from tests.factories.voucher import merchant, staff, wallet_with_tokens
 from tests.voucher.settlement_support import refund_times_settled, sale, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, natural, race
@@ -51,7 +52,7 @@ def test_instant_settlements_requested_while_the_daily_batch_runs_pay_nobody_twi
     shops = _shops_with_sales(10)
     for index, shop in enumerate(shops[::3]):  # some also sold today: instant settlement covers that too
         services.pay(wallet=wallet_with_tokens(500), merchant=shop, amount=500, idempotency_key=f"today-{index}")
-    ops = staff("ops")
+    ops = grant_role(staff("ops"), "settlement_operator")
     calls = [lambda: services.settle_day(day=yesterday())]
     calls += [
         lambda shop=shop: services.settle_merchant_now(merchant=shop, acting_user=ops, idempotency_key=f"now-{shop.pk}")

@@ -6,10 +6,11 @@ from voucher.services.controls import (
     issue_by_staff,
     request_seizure,
     request_unfreeze,
-    set_kyc_tier,
 )
 from voucher.services.expiry import ExpiryResult, expire_lots
+from voucher.services.fraud import dismiss_fraud_flag, flag_fraud_patterns, freeze_fraud_flag_subject
 from voucher.services.issuance import issue_voucher
+from voucher.services.kyc import set_kyc_tier
 from voucher.services.merchants import (
     add_merchant_member,
     change_settlement_account,
@@ -56,7 +57,10 @@ __all__ = [
     "set_kyc_tier",
     "create_program",
     "estimate_next_settlement",
+    "dismiss_fraud_flag",
     "expire_lots",
+    "flag_fraud_patterns",
+    "freeze_fraud_flag_subject",
     "issue_voucher",
     "onboard_merchant",
     "open_wallet",

@@ -4,7 +4,6 @@ tellers change KYC tiers. Freezes stay immediate (set_wallet_status,
 set_merchant_status). Every step is audited."""
 
 from django.conf import settings
-from django.db import transaction
 
 from bank.models import Account, ApprovalRequest, Party
 from bank.services import (
@@ -19,9 +18,8 @@ from bank.services import (
     request_approval,
     require_role,
 )
-from bank.services.controls import require_reason
 from voucher import errors
-from voucher.models import KycTier, Lot, Merchant, VoucherProgram, Wallet
+from voucher.models import Lot, Merchant, VoucherProgram, Wallet
 from voucher.services.common import BANK_PARTY_REF, check_amount, check_key, lock_wallets
 from voucher.services.issuance import issue_voucher
 from voucher.services.merchants import set_merchant_status
@@ -171,28 +169,6 @@ def _seize(request: ApprovalRequest, actor) -> dict:
 
 
 # --- KYC tier ------------------------------------------------------------------------------------
-
-
-def set_kyc_tier(*, actor, wallet: Wallet, kyc_tier: str, reason: str) -> Wallet:
-    """A teller records a customer's verification level; the holding limit follows it."""
-    require_role(actor, "voucher.change_kyc_tier")
-    reason = require_reason(reason)
-    if kyc_tier not in KycTier.values:
-        raise errors.InvalidRequest(f"Unknown KYC tier {kyc_tier!r}.", field="kyc_tier")
-    with transaction.atomic():
-        wallet = lock_wallets(wallet)[wallet.pk]
-        before = wallet.kyc_tier
-        wallet.kyc_tier = kyc_tier
-        wallet.save(update_fields=["kyc_tier"])
-        record_audit(
-            actor=actor,
-            action="wallet.kyc_tier",
-            target=wallet,
-            before={"kyc_tier": before},
-            after={"kyc_tier": kyc_tier},
-            reason=reason,
-        )
-    return wallet
 
 
 register_kind(ApprovalKind("unfreeze_wallet", "voucher.freeze_wallet", _unfreeze_wallet, validate=_must_be_frozen))

@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from bank.models import Account, Party
 from bank.services import EntryRequest, lock_accounts, open_account, open_party, post_entries, record_audit
+from bank.services.controls import require_role
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
 from voucher.models import (
@@ -58,11 +59,12 @@ from voucher.models import (
     SettlementBatch,
     SettlementLine,
 )
-from voucher.services.common import BANK_PARTY_REF, _locked, check_key, ledger_key, require_staff, token_accounts
+from voucher.services.common import BANK_PARTY_REF, _locked, check_key, ledger_key, token_accounts
 
 logger = logging.getLogger(__name__)
 
 FEE_INCOME_CODE = "voucher:settlement-fees:KRW"
+RUN_PERMISSION = "voucher.run_settlement"
 
 
 class HeldReason:
@@ -126,8 +128,8 @@ def settle_day(*, day: date, acting_user=None, progress: Callable[[int, int], No
         raise errors.InvalidRequest("day must be a date.", field="day")
     if day >= seoul_today():
         raise errors.InvalidRequest("Only a finished business day can be settled.", field="day")
-    if acting_user is not None:
-        require_staff(acting_user)
+    if acting_user is not None:  # beat and the task run it as nobody; a person needs the role
+        require_role(acting_user, RUN_PERMISSION)
     _check_schedule_covers(day)
     batch = _daily_batch(day, acting_user)
     if batch.status == SettlementBatch.Status.DONE:
@@ -287,6 +289,7 @@ def _require_owner_or_staff(user, merchant: Merchant) -> None:
     if user is None or not getattr(user, "is_active", False):
         raise errors.MerchantOwnerOnly()
     if getattr(user, "is_staff", False):
+        require_role(user, RUN_PERMISSION)
         return
     is_owner = MerchantMember.objects.filter(
         user_id=user.pk, merchant_id=merchant.pk, role=MerchantMember.Role.OWNER
