@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from bank.models import Account, Party
+from bank.roles import grant_role
 from bank.services import open_account, open_party, post_entry
 from voucher import services
 from voucher.clock import SEOUL, seoul_today
@@ -327,12 +328,15 @@ def _settle(merchants: dict[str, Merchant], wallets: list[Wallet], officer, stdo
     """Settle what the demo merchants took (staff-requested instant settlements, so
     the portal has statements to show), then a few sales after it, so the first
     merchant's next-settlement estimate is not empty. Stable keys: a re-run replays."""
+    # The bank demo's settlement operator asks for them, as the role that may.
+    operator, _ = get_user_model().objects.get_or_create(username="settlement", defaults={"is_staff": True})
+    operator = grant_role(operator, "settlement_operator")
     settled = []
     for short, merchant in merchants.items():
         if merchant.payments.exists() or merchant.payments_in.exists():
             settled.append(
                 services.settle_merchant_now(
-                    merchant=merchant, acting_user=officer, idempotency_key=f"demo:settle:{short}"
+                    merchant=merchant, acting_user=operator, idempotency_key=f"demo:settle:{short}"
                 )
             )
     first = merchants[MERCHANTS[0][0]]
