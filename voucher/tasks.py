@@ -34,6 +34,7 @@ def settle_day_task(day: str) -> dict:
     return {"batch": batch.pk, "status": batch.status, "paid": batch.paid_count, "held": batch.held_count}
 
 
+@shared_task
 def flag_fraud_patterns(day: str | None = None) -> int:
     """The nightly fraud rules over the window ending yesterday (or `day`, ISO). Idempotent."""
     return len(services.flag_fraud_patterns(day=date.fromisoformat(day) if day else None))
