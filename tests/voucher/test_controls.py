@@ -12,6 +12,7 @@ from bank.services import approve_request, request_allowance_raise, set_payments
 from bank.services.controls import raise_minter_allowance
 from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import citizen, grant_lot, merchant, program, staff, wallet_with_tokens
+from tests.voucher.settlement_support import sale, settled_total, yesterday
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural, race
 from voucher import errors, services
 from voucher.models import Benefit, Payment, Transfer, Wallet
@@ -70,6 +71,19 @@ def test_refunds_keep_working_during_a_pause_and_a_resume_restores_payments(db):
         "payments.resume",
         "payments.pause",
     ]
+    assert_ledger_ok()
+
+
+def test_settlement_keeps_working_during_a_pause(db):
+    # given a day of sales, then an incident pause
+    shop = merchant()
+    sale(shop, 7_000)
+    _pause()
+    # when the night's batch and an instant settlement run
+    batch = services.settle_day(day=yesterday())
+    # then the merchant is paid: a pause stops payments and transfers, never the payout of what was taken
+    assert (batch.paid_count, batch.net) == (1, 7_000)
+    assert natural(shop.settlement_account) == 7_000 and settled_total(shop) == 7_000
     assert_ledger_ok()
 
 
