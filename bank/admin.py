@@ -4,6 +4,7 @@ maker-checker, role checks and audit rows as every other caller. Staff actions
 ask for a reason on an intermediate page, and show a refusal with its code."""
 
 import csv
+import uuid
 from datetime import datetime
 
 from django import forms
@@ -93,6 +94,14 @@ def action_with_form(modeladmin, request, queryset, *, title: str, done: str, ca
     return TemplateResponse(request, "admin/bank/action_form.html", context)
 
 
+class CashForm(forms.Form):
+    amount = forms.IntegerField(min_value=1, help_text="Won counted at the counter.")
+    reason = forms.CharField(
+        label="Slip reference", max_length=300, help_text="The counter slip's number and anything worth noting."
+    )
+    form_key = forms.CharField(widget=forms.HiddenInput, initial=lambda: uuid.uuid4().hex, max_length=64)
+
+
 class RoleActionsMixin:
     """`@admin.action(permissions=["x"])` asks has_x_permission; each maps to one role permission."""
 
@@ -141,8 +150,34 @@ class AccountAdmin(RoleActionsMixin, ReadOnlyAdmin):
     list_filter = ["currency", "normal_side", "status"]
     search_fields = ["code", "owner__external_ref"]
     list_select_related = ["owner"]
-    actions = ["freeze", "request_unfreeze"]
-    action_permissions = {"freeze": "bank.freeze_account"}
+    actions = ["freeze", "request_unfreeze", "cash_deposit", "cash_withdrawal"]
+    action_permissions = {"freeze": "bank.freeze_account", "cash": "bank.record_cash"}
+
+    @admin.action(description="Cash paid in at the counter", permissions=["cash"])
+    def cash_deposit(self, request, queryset):
+        return self._cash(request, queryset, services.record_cash_deposit, "Cash paid in", "paid in")
+
+    @admin.action(description="Cash paid out at the counter", permissions=["cash"])
+    def cash_withdrawal(self, request, queryset):
+        return self._cash(request, queryset, services.record_cash_withdrawal, "Cash paid out", "paid out")
+
+    def _cash(self, request, queryset, service, title: str, done: str):
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            title=title,
+            done=done,
+            form_class=CashForm,
+            call=lambda account, data: service(
+                actor=request.user,
+                account=account,
+                amount=data["amount"],
+                reference=data["reason"],
+                # one key per form shown, per account: sending the form twice counts the cash once
+                idempotency_key=f"{data['form_key']}:{account.pk}",
+            ),
+        )
 
     @admin.action(description="Freeze (now, with a reason)", permissions=["freeze"])
     def freeze(self, request, queryset):

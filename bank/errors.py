@@ -36,6 +36,11 @@ class CurrencyMismatch(BankError):
     message = "A posting's currency differs from its account's."
 
 
+class InvalidAccount(BankError):
+    code = "invalid_account"
+    message = "This account cannot be used here."
+
+
 class AccountNotFound(BankError):
     code = "account_not_found"
     http_status = 404

@@ -385,6 +385,7 @@ class ApprovalRequest(models.Model):
             ("pause_payments", "Can pause and resume payments and transfers"),
             ("freeze_account", "Can freeze a ledger account and request its unfreeze"),
             ("export_audit", "Can export the audit log as CSV"),
+            ("record_cash", "Can record cash paid in or out at the counter"),
         ]
 
     def __str__(self):

@@ -43,7 +43,13 @@ ROLES: dict[str, list[str]] = {
     # Customers, their KYC tier and deposits; freezes a wallet on the spot and may ask for its unfreeze.
     "teller": _VIEW_LEDGER
     + _VIEW_TOKEN
-    + ["voucher.view_customerwallet", "voucher.change_kyc_tier", "voucher.revoke_device_key", "voucher.freeze_wallet"],
+    + [
+        "voucher.view_customerwallet",
+        "voucher.change_kyc_tier",
+        "voucher.revoke_device_key",
+        "voucher.freeze_wallet",
+        "bank.record_cash",
+    ],
     # Makes and edits voucher programs and issues grants by hand (large ones go to an approver).
     "program_manager": _VIEW_TOKEN
     + [

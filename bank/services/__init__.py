@@ -31,6 +31,7 @@ from bank.services.identity import (
 )
 from bank.services.posting import EntryRequest, lock_accounts, post_entries, post_entry, reverse_entry
 from bank.services.sealing import seal_pending_entries
+from bank.services.teller import record_cash_deposit, record_cash_withdrawal, vault_account
 from bank.services.verification_runs import run_verification, start_verification_run
 
 __all__ = [
@@ -68,6 +69,9 @@ __all__ = [
     "reverse_entry",
     "run_verification",
     "seal_pending_entries",
+    "record_cash_deposit",
+    "record_cash_withdrawal",
+    "vault_account",
     "set_account_status",
     "start_verification_run",
     "void_hold",
