@@ -124,6 +124,10 @@ CELERY_BEAT_SCHEDULE = {
     "flag-fraud-patterns": {"task": "voucher.tasks.flag_fraud_patterns", "schedule": crontab(hour=2, minute=30)},
 }
 
+# A verification run with no verdict this long after it started lost its worker; starting a new
+# run closes it as failed. verify_ledger checks about 200,000 entries a second.
+VERIFICATION_RUN_TIMEOUT_MINUTES = int(os.environ.get("VERIFICATION_RUN_TIMEOUT_MINUTES", "60"))
+
 # Thresholds of the nightly fraud rules (voucher.services.fraud), tunable without a release.
 FRAUD_RULES = {
     "round_sum_unit": int(os.environ.get("FRAUD_ROUND_SUM_UNIT", "10000")),  # won

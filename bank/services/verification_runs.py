@@ -2,7 +2,9 @@
 (from a Celery task) while writing its progress where staff can watch it."""
 
 import time
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -26,12 +28,26 @@ def start_verification_run(*, actor) -> VerificationRun:
             status__in=[VerificationRun.Status.QUEUED, VerificationRun.Status.RUNNING]
         )
         current = busy.order_by("pk").first()
-        if current is not None:
+        if current is not None and not _abandoned(current):
             return current
+        if current is not None:
+            # Its worker died (no verdict long after any ledger verifies): close it, so staff
+            # are not locked out of verifying, and say so on the run.
+            minutes = settings.VERIFICATION_RUN_TIMEOUT_MINUTES
+            busy.filter(pk=current.pk).update(
+                status=VerificationRun.Status.FAILED,
+                finished_at=timezone.now(),
+                first_failure=f"abandoned: no verdict {minutes} minutes after it started (its worker was lost)",
+            )
+            record_audit(actor=actor, action="ledger.verify.abandoned", target=current, after={"status": "failed"})
         run = VerificationRun.objects.create(started_by=actor)
         record_audit(actor=actor, action="ledger.verify", target=run, after={"status": run.status})
         transaction.on_commit(lambda: run_verification.delay(run.pk))
     return run
+
+
+def _abandoned(run: VerificationRun) -> bool:
+    return run.started_at < timezone.now() - timedelta(minutes=settings.VERIFICATION_RUN_TIMEOUT_MINUTES)
 
 
 def run_verification(*, run: VerificationRun | int) -> VerificationRun:

@@ -3,10 +3,12 @@ a Celery task (eager, or a real worker) runs verify_ledger with progress, and
 the page shows passed, or failed naming the first entry that does not check out."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from bank import services, tasks
 from bank.errors import BankError
@@ -92,6 +94,21 @@ def test_a_second_start_while_one_is_queued_returns_the_same_run(operator, ledge
     first = services.start_verification_run(actor=user)
     assert services.start_verification_run(actor=user).pk == first.pk
     assert VerificationRun.objects.count() == 1
+
+
+def test_a_run_whose_worker_was_lost_is_closed_when_staff_start_a_new_one(operator, ledger, settings):  # noqa: F811
+    _, user = operator
+    lost = services.start_verification_run(actor=user)
+    VerificationRun.objects.filter(pk=lost.pk).update(status=VerificationRun.Status.RUNNING)
+    settings.VERIFICATION_RUN_TIMEOUT_MINUTES = 60
+    assert services.start_verification_run(actor=user).pk == lost.pk  # still within its hour: the same run
+    VerificationRun.objects.filter(pk=lost.pk).update(started_at=timezone.now() - timedelta(minutes=61))
+    fresh = services.start_verification_run(actor=user)
+    assert fresh.pk != lost.pk
+    lost.refresh_from_db()
+    assert lost.status == "failed" and lost.first_failure.startswith("abandoned")
+    assert AuditEvent.objects.filter(action="ledger.verify.abandoned", target_id=str(lost.pk)).exists()
+    assert tasks.run_verification.delay(lost.pk).get() == "failed"  # a late delivery of the lost run does nothing
 
 
 def test_running_the_task_twice_verifies_once(operator, ledger):  # noqa: F811
