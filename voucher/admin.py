@@ -5,7 +5,14 @@ admin gets the same maker-checker, checks and audit rows as every other caller."
 from django import forms
 from django.contrib import admin, messages
 
-from bank.admin import ReadOnlyAdmin, ReadOnlyInline, ReasonForm, RoleActionsMixin, action_with_form
+from bank.admin import (
+    FreezeActionsMixin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ReasonForm,
+    RoleActionsMixin,
+    action_with_form,
+)
 from bank.errors import BankError
 from bank.models import Account
 from voucher import services
@@ -187,7 +194,7 @@ class KycTierForm(ReasonForm):
 
 
 @admin.register(Wallet)
-class WalletAdmin(RoleActionsMixin, ReadOnlyAdmin):
+class WalletAdmin(FreezeActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "owner", "kyc_tier", "status", "created_at"]
     list_filter = ["kyc_tier", "status"]
     search_fields = ["owner__external_ref"]
@@ -199,29 +206,13 @@ class WalletAdmin(RoleActionsMixin, ReadOnlyAdmin):
         "kyc": "voucher.change_kyc_tier",
     }
 
-    @admin.action(description="Freeze (now, with a reason)", permissions=["freeze"])
-    def freeze(self, request, queryset):
-        return action_with_form(
-            self,
-            request,
-            queryset,
-            title="Freeze wallets",
-            done="frozen",
-            call=lambda w, data: services.set_wallet_status(
-                actor=request.user, wallet=w, status=Wallet.Status.FROZEN, reason=data["reason"]
-            ),
-        )
+    freeze_title = "Freeze wallets"
 
-    @admin.action(description="Request unfreeze (needs an approver)", permissions=["freeze"])
-    def request_unfreeze(self, request, queryset):
-        return action_with_form(
-            self,
-            request,
-            queryset,
-            title="Request unfreeze",
-            done="unfreeze requested",
-            call=lambda w, data: services.request_unfreeze(actor=request.user, target=w, reason=data["reason"]),
-        )
+    def freeze_one(self, request, wallet, reason: str):
+        services.set_wallet_status(actor=request.user, wallet=wallet, status=Wallet.Status.FROZEN, reason=reason)
+
+    def request_unfreeze_one(self, request, wallet, reason: str):
+        services.request_unfreeze(actor=request.user, target=wallet, reason=reason)
 
     @admin.action(description="Request seizure under a court order (needs two approvers)", permissions=["seize"])
     def request_seizure(self, request, queryset):
@@ -253,36 +244,22 @@ class WalletAdmin(RoleActionsMixin, ReadOnlyAdmin):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(RoleActionsMixin, ReadOnlyAdmin):
+class MerchantAdmin(FreezeActionsMixin, ReadOnlyAdmin):
     list_display = ["name", "business_registration_number", "category", "district", "annual_revenue", "status"]
     list_filter = ["category", "district", "status"]
     search_fields = ["name", "business_registration_number"]
     actions = ["freeze", "request_unfreeze"]
     action_permissions = {"freeze": "voucher.freeze_merchant"}
 
-    @admin.action(description="Freeze (now, with a reason)", permissions=["freeze"])
-    def freeze(self, request, queryset):
-        return action_with_form(
-            self,
-            request,
-            queryset,
-            title="Freeze merchants",
-            done="frozen",
-            call=lambda m, data: services.set_merchant_status(
-                actor=request.user, merchant=m, status=Merchant.Status.FROZEN, reason=data["reason"]
-            ),
+    freeze_title = "Freeze merchants"
+
+    def freeze_one(self, request, merchant, reason: str):
+        services.set_merchant_status(
+            actor=request.user, merchant=merchant, status=Merchant.Status.FROZEN, reason=reason
         )
 
-    @admin.action(description="Request unfreeze (needs an approver)", permissions=["freeze"])
-    def request_unfreeze(self, request, queryset):
-        return action_with_form(
-            self,
-            request,
-            queryset,
-            title="Request unfreeze",
-            done="unfreeze requested",
-            call=lambda m, data: services.request_unfreeze(actor=request.user, target=m, reason=data["reason"]),
-        )
+    def request_unfreeze_one(self, request, merchant, reason: str):
+        services.request_unfreeze(actor=request.user, target=merchant, reason=reason)
 
 
 @admin.register(Lot)
