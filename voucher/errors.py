@@ -142,6 +142,12 @@ class PaymentRequestExpired(VoucherError):
     message = "The payment request has expired; ask the merchant for a new one."
 
 
+class PaymentRequestCancelled(VoucherError):
+    code = "payment_request_cancelled"
+    http_status = 409
+    message = "The merchant cancelled this payment request; ask for a new one."
+
+
 class PaymentRequestUsed(VoucherError):
     code = "payment_request_used"
     http_status = 409

@@ -596,6 +596,7 @@ class PaymentRequest(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", _("open")
         PAID = "paid", _("paid")
+        CANCELLED = "cancelled", _("cancelled")
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payment_requests")
     device = models.ForeignKey(DeviceKey, on_delete=models.PROTECT, related_name="+")
@@ -604,7 +605,7 @@ class PaymentRequest(models.Model):
     nonce = models.CharField(max_length=64)
     expires_at = models.DateTimeField()
     signature = models.CharField(max_length=130, help_text="Hex of the merchant device's recoverable signature.")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     payment = models.OneToOneField(
         Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="payment_request"
     )

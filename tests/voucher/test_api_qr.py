@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from bank.models import AuditEvent
 from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import staff
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural
@@ -224,3 +225,30 @@ def test_a_frozen_wallet_cannot_be_charged(db):
     response = till.post(CHARGE, {"code": customer.payment_code(), "amount": 1_000})
     assert (response.status_code, response.json()["error"]["code"]) == (403, "wallet_frozen")
     assert ledger_size() == before
+
+
+def test_a_cancelled_request_can_no_longer_be_paid(db):
+    # given an open request, cancelled by a clerk at the till
+    till, customer = merchant_app(role="clerk"), citizen_app(10_000)
+    request = till.client.post(REQUESTS, till.payment_request(3_000), format="json").json()
+    cancelled = till.client.post(f"{REQUESTS}{request['id']}/cancel/")
+    assert cancelled.status_code == 200, cancelled.content
+    assert cancelled.json()["status"] == "cancelled"
+    assert till.client.post(f"{REQUESTS}{request['id']}/cancel/").json()["status"] == "cancelled"  # again: same
+    # when the citizen scans it anyway
+    before = ledger_size()
+    paid = customer.post(PAY, {"payment_request": request["payload"]})
+    # then it is refused and nothing moves
+    assert (paid.status_code, paid.json()["error"]["code"]) == (409, "payment_request_cancelled")
+    assert ledger_size() == before and wallet_balance(customer.wallet) == 10_000
+    assert AuditEvent.objects.filter(action="payment_request.cancel").count() == 1
+
+
+def test_a_paid_request_cannot_be_cancelled_and_another_merchants_is_not_found(db):
+    till, customer, other = merchant_app(), citizen_app(10_000), merchant_app()
+    request = till.client.post(REQUESTS, till.payment_request(1_000), format="json").json()
+    assert other.client.post(f"{REQUESTS}{request['id']}/cancel/").status_code == 404
+    assert customer.post(PAY, {"payment_request": request["payload"]}).status_code == 201
+    refused = till.client.post(f"{REQUESTS}{request['id']}/cancel/")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payment_request_used")
+    assert PaymentRequest.objects.get(pk=request["id"]).status == "paid"

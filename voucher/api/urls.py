@@ -31,6 +31,11 @@ urlpatterns = [
     path("payment-requests/preview/", merchant.PaymentRequestPreviewView.as_view(), name="payment-request-preview"),
     path("payment-requests/<int:request_id>/", merchant.PaymentRequestDetailView.as_view(), name="payment-request"),
     path(
+        "payment-requests/<int:request_id>/cancel/",
+        merchant.PaymentRequestCancelView.as_view(),
+        name="payment-request-cancel",
+    ),
+    path(
         "payment-requests/<int:request_id>/qr.png",
         merchant.PaymentRequestQrPngView.as_view(),
         name="payment-request-qr-png",

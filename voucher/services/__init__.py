@@ -28,6 +28,7 @@ from voucher.services.programs import (
     update_program,
 )
 from voucher.services.qr_payments import (
+    cancel_payment_request,
     charge_payment_code,
     create_payment_request,
     pay_payment_request,
@@ -45,6 +46,7 @@ __all__ = [
     "add_merchant_member",
     "add_program_rule",
     "change_settlement_account",
+    "cancel_payment_request",
     "charge_payment_code",
     "create_payment_request",
     "create_portal_payment_request",

@@ -18,7 +18,7 @@ from django.utils import timezone
 from bank import errors as bank_errors
 from bank import identity
 from bank.models import DeviceKey, Party
-from bank.services import consume_nonce
+from bank.services import consume_nonce, record_audit
 from voucher import errors, payment_codes
 from voucher.models import Merchant, Payment, PaymentRequest, Wallet
 from voucher.services.common import check_amount, check_key
@@ -166,6 +166,8 @@ def pay_payment_request(*, wallet: Wallet, payload: str, idempotency_key: str) -
             if (earlier.wallet_id, earlier.idempotency_key) == (wallet.pk, idempotency_key):
                 return earlier  # this wallet's retry
             raise errors.PaymentRequestUsed(payment_request=request.pk)
+        if request.status == PaymentRequest.Status.CANCELLED:
+            raise errors.PaymentRequestCancelled(payment_request=request.pk)
         if request.expires_at <= timezone.now():
             raise errors.PaymentRequestExpired(payment_request=request.pk, expired_at=request.expires_at.isoformat())
         payment = pay(
@@ -182,6 +184,28 @@ def pay_payment_request(*, wallet: Wallet, payload: str, idempotency_key: str) -
         if not marked:
             raise errors.PaymentRequestUsed(payment_request=request.pk)
         return payment
+
+
+def cancel_payment_request(*, merchant: Merchant, payment_request: PaymentRequest, actor) -> PaymentRequest:
+    """Withdraw an open request (the customer left, the amount was wrong): nobody can pay it
+    afterwards. Cancelling it again changes nothing; a paid request is refunded, not cancelled."""
+    with transaction.atomic():
+        request = PaymentRequest.objects.select_for_update(of=("self",)).get(pk=payment_request.pk)
+        if request.merchant_id != merchant.pk:
+            raise errors.PaymentRequestInvalid(reason="not this merchant's request")
+        if request.status == PaymentRequest.Status.PAID:
+            raise errors.PaymentRequestUsed(payment_request=request.pk)
+        if request.status == PaymentRequest.Status.OPEN:
+            request.status = PaymentRequest.Status.CANCELLED
+            request.save(update_fields=["status"])
+            record_audit(
+                actor=actor,
+                action="payment_request.cancel",
+                target=request,
+                before={"status": PaymentRequest.Status.OPEN},
+                after={"status": request.status},
+            )
+    return request
 
 
 def charge_payment_code(

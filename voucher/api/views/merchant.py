@@ -232,6 +232,28 @@ class PaymentRequestDetailView(GenericAPIView):
         return Response(PaymentRequestSerializer(_request_data(payment_request)).data)
 
 
+@extend_schema(tags=["merchant"])
+class PaymentRequestCancelView(GenericAPIView):
+    """Withdrawing an open QR payment request, so nobody can pay it."""
+
+    permission_classes = [IsMerchantMember]
+    serializer_class = PaymentRequestSerializer
+
+    @extend_schema(
+        summary="Cancel one of my merchant's open payment requests",
+        description="Cancelling again changes nothing; a paid request answers 409 payment_request_used "
+        "(refund the payment instead).",
+        request=None,
+        responses={200: PaymentRequestSerializer, **error_responses(401, 403, 404, 409, 429)},
+    )
+    def post(self, request, request_id: int):
+        payment_request = get_object_or_404(_requests_of(request), pk=request_id)
+        payment_request = services.cancel_payment_request(
+            merchant=_merchant(request), payment_request=payment_request, actor=request.user
+        )
+        return Response(PaymentRequestSerializer(_request_data(payment_request)).data)
+
+
 class _QrView(APIView):
     """A payment request's payload as a QR image (segno). Errors still answer in JSON."""
 
