@@ -308,26 +308,13 @@ class PaymentRequestInputSerializer(serializers.Serializer):
     )
 
 
-class PaymentRequestSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    merchant = MerchantRefSerializer()
-    amount = serializers.IntegerField()
-    reference = serializers.CharField()
-    expires_at = serializers.DateTimeField()
-    status = serializers.CharField()
-    is_expired = serializers.BooleanField()
-    payment = serializers.IntegerField(source="payment_id", allow_null=True)
-    device_did = serializers.CharField(source="device.did", help_text="The merchant key that signed it.")
-    payload = serializers.CharField(help_text="Show this as a QR code; the citizen's app pays with it.")
-    qr_png = serializers.CharField(help_text="Path of the QR code as PNG.")
-    qr_svg = serializers.CharField(help_text="Path of the QR code as SVG.")
-
-
 class PaymentRequestPreviewQuerySerializer(serializers.Serializer):
     payload = TextField(max_length=1000)
 
 
 class PaymentRequestPreviewSerializer(serializers.Serializer):
+    """What the citizen's app shows before paying a scanned request."""
+
     id = serializers.IntegerField()
     merchant = MerchantRefSerializer()
     amount = serializers.IntegerField()
@@ -335,7 +322,16 @@ class PaymentRequestPreviewSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     status = serializers.CharField()
     is_expired = serializers.BooleanField()
-    device_did = serializers.CharField(source="device.did")
+    device_did = serializers.CharField(source="device.did", help_text="The merchant key that signed it.")
+
+
+class PaymentRequestSerializer(PaymentRequestPreviewSerializer):
+    """The merchant's own view of a request: the preview plus its payment, payload and QR images."""
+
+    payment = serializers.IntegerField(source="payment_id", allow_null=True)
+    payload = serializers.CharField(help_text="Show this as a QR code; the citizen's app pays with it.")
+    qr_png = serializers.CharField(help_text="Path of the QR code as PNG.")
+    qr_svg = serializers.CharField(help_text="Path of the QR code as SVG.")
 
 
 # --- programs and benefits ----------------------------------------------------------------------

@@ -79,12 +79,8 @@ class HeldReason:
 
 def fee_rate_bp(merchant: Merchant, day: date, *, instant: bool = False, schedule=None) -> int:
     """The merchant's fee rate in basis points on `day`, by the schedule in force then."""
-    rows = sorted(schedule or _fee_schedule(), key=lambda row: row[0])
-    in_force = [tiers for since, tiers in rows if since <= day]
-    if not in_force:
-        raise errors.InvalidRequest(f"No settlement fee schedule is in force on {day}.", field="day")
     rate = 0
-    for ceiling, tier_rate in in_force[-1]:
+    for ceiling, tier_rate in _tiers_in_force(day, schedule or _fee_schedule()):
         if ceiling is None or merchant.annual_revenue <= ceiling:
             rate = tier_rate
             break
@@ -169,8 +165,15 @@ def settle_day(*, day: date, acting_user=None, progress: Callable[[int, int], No
 
 
 def _check_schedule_covers(day: date) -> None:
-    if not any(since <= day for since, _ in _fee_schedule()):
+    _tiers_in_force(day, _fee_schedule())
+
+
+def _tiers_in_force(day: date, schedule) -> list[tuple[int | None, int]]:
+    """The fee tiers of the newest schedule dated on or before `day`; refused when none is."""
+    in_force = [tiers for since, tiers in sorted(schedule, key=lambda row: row[0]) if since <= day]
+    if not in_force:
         raise errors.InvalidRequest(f"No settlement fee schedule is in force on {day}.", field="day")
+    return in_force[-1]
 
 
 def _daily_batch(day: date, acting_user) -> SettlementBatch:
