@@ -422,8 +422,9 @@ class Payment(models.Model):
         ]
         indexes = [
             models.Index(fields=["wallet", "created_at"], name="payment_wallet_day"),
-            # Settlement reads a merchant's payments from its last settled id on.
-            models.Index(fields=["merchant", "id"], name="payment_merchant_id"),
+            # Settlement reads a merchant's payments from its last settled id on,
+            # from the index alone (amount and time included).
+            models.Index(fields=["merchant", "id"], include=["amount", "created_at"], name="payment_merchant_id_sums"),
             # The portal's dashboard and payment list: a merchant's payments by time,
             # with the amount in the index so the 30-day chart reads the index only.
             models.Index(fields=["merchant", "created_at"], include=["amount"], name="payment_merchant_time"),
@@ -698,8 +699,9 @@ class SettlementLine(models.Model):
         PAID = "paid", _("paid")
         HELD = "held", _("held back")
 
-    batch = models.ForeignKey(SettlementBatch, on_delete=models.PROTECT, related_name="lines")
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="settlement_lines")
+    # No index of their own: the unique (batch, merchant) and (merchant, sequence) lead with them.
+    batch = models.ForeignKey(SettlementBatch, on_delete=models.PROTECT, related_name="lines", db_index=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="settlement_lines", db_index=False)
     period = models.DateField()
     status = models.CharField(max_length=8, choices=Status.choices)
     held_reason = models.CharField(max_length=40, blank=True, default="")
@@ -720,8 +722,15 @@ class SettlementLine(models.Model):
     from_merchants_through = models.BigIntegerField(default=0)
     to_merchants_after = models.BigIntegerField(default=0)
     to_merchants_through = models.BigIntegerField(default=0)
-    entry = models.OneToOneField(
-        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_line"
+    # Shared by the lines of a group of merchants settled together (see voucher.services.settlement).
+    # Not indexed: entries are never deleted, and lines are looked up by batch or merchant.
+    entry = models.ForeignKey(
+        JournalEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="settlement_lines",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

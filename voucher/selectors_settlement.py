@@ -109,7 +109,8 @@ def batch_reconciliation(batch: SettlementBatch) -> dict:
         held=Count("pk", filter=~Q(status=SettlementLine.Status.PAID)),
         with_entry=Count("entry"),
     )
-    postings = Posting.objects.filter(entry__settlement_line__batch=batch)
+    # An entry settles a group of merchants: take each of the batch's entries once.
+    postings = Posting.objects.filter(entry_id__in=batch.lines.exclude(entry=None).values("entry_id"))
     burned = postings.filter(account__code=ISSUANCE_CODE).aggregate(total=Sum("amount"))["total"] or 0
     reserve_out = -(postings.filter(account__code=RESERVE_CODE).aggregate(total=Sum("amount"))["total"] or 0)
     net, fees = lines["net"] or 0, lines["fees"] or 0

@@ -29,7 +29,15 @@ from bank.services.identity import (
     register_device_key,
     revoke_device_key,
 )
-from bank.services.posting import EntryRequest, lock_accounts, post_entries, post_entry, reverse_entry
+from bank.services.posting import (
+    EntryRequest,
+    lock_account_rows,
+    lock_accounts,
+    post_entries,
+    post_entry,
+    post_locked,
+    reverse_entry,
+)
 from bank.services.sealing import seal_pending_entries
 from bank.services.teller import record_cash_deposit, record_cash_withdrawal, vault_account
 from bank.services.verification_runs import run_verification, start_verification_run
@@ -58,12 +66,14 @@ __all__ = [
     "revoke_device_key",
     "expire_holds",
     "generate_validator",
+    "lock_account_rows",
     "lock_accounts",
     "open_account",
     "open_party",
     "place_hold",
     "post_entries",
     "post_entry",
+    "post_locked",
     "record_audit",
     "register_validator",
     "reverse_entry",

@@ -10,7 +10,7 @@ from bank.models import Posting
 from bank.roles import grant_role
 from bank.services import approve_request
 from tests.factories.voucher import UserFactory, merchant, staff, wallet_with_tokens
-from tests.voucher.settlement_support import fee_income, on_day, sale, settled_total, times_settled, yesterday
+from tests.voucher.settlement_support import fee_income, on_day, paid_on, sale, settled_total, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural, outstanding_bkrw, reserve_krw
 from voucher import errors, services
 from voucher.clock import seoul_today
@@ -273,12 +273,60 @@ def test_reconciliation_of_a_batch_adds_up_to_the_ledger(db):
         sale(shop, 10_000 * (index + 1) + 7)
     batch = services.settle_day(day=yesterday())
     report = batch_reconciliation(batch)
-    burned = sum(p.amount for p in Posting.objects.filter(entry__settlement_line__batch=batch, amount__gt=0)) - (
-        report["net"] + report["fees"]
-    )
+    burned = sum(
+        p.amount for p in Posting.objects.filter(entry__settlement_lines__batch=batch, amount__gt=0).distinct()
+    ) - (report["net"] + report["fees"])
     assert report["balanced"] and report["net_plus_fees"] == report["bkrw_burned"] == report["krw_out_of_reserve"]
     assert report["fees"] == fee_income() > 0 and burned == report["bkrw_burned"]
     assert_ledger_ok()
+
+
+def test_a_group_entry_pays_each_merchant_its_own_postings_and_splits_past_the_line_limit(db, settings):
+    # given more merchants than one ledger entry can hold, at three fee tiers
+    from bank.services.posting import MAX_LINES
+    from voucher.services.settlement import MERCHANTS_PER_ENTRY
+
+    shops = [merchant(annual_revenue=(500_000_000, 1_000_000_000, 3_000_000_000)[i % 3]) for i in range(50)]
+    wallet = wallet_with_tokens(50 * 20_000)
+    for index, shop in enumerate(shops):
+        payment = services.pay(wallet=wallet, merchant=shop, amount=10_000 + index, idempotency_key=f"s{index}")
+        paid_on(yesterday(), payment)
+    # when
+    batch = services.settle_day(day=yesterday())
+    # then the lines share two entries, each within the ledger's line limit
+    lines = list(batch.lines.select_related("merchant"))
+    entries = {line.entry_id for line in lines}
+    assert len(lines) == 50 and len(entries) == 2 and MERCHANTS_PER_ENTRY < 50
+    for entry_id in entries:
+        postings = list(Posting.objects.filter(entry_id=entry_id))
+        assert len(postings) <= MAX_LINES
+    # and each merchant's own two postings in its line's entry are its burn and its net
+    for line in lines:
+        mine = dict(
+            Posting.objects.filter(
+                entry_id=line.entry_id,
+                account__in=[line.merchant.token_account_id, line.merchant.settlement_account_id],
+            ).values_list("account_id", "amount")
+        )
+        assert mine[line.merchant.token_account_id] == -line.gross
+        assert mine[line.merchant.settlement_account_id] == line.net == line.gross - line.fee
+        assert natural(line.merchant.settlement_account) == line.net
+    assert batch_reconciliation(batch)["balanced"]
+    assert_ledger_ok()
+
+
+def test_post_locked_refuses_an_account_the_caller_did_not_lock(db):
+    from django.db import transaction
+
+    from bank.services import EntryRequest, lock_account_rows, post_locked
+
+    shop, other = merchant(), merchant()
+    sale(shop, 5_000)
+    with pytest.raises(BankError) as refused, transaction.atomic():
+        rows = lock_account_rows([shop.token_account_id])
+        post_locked([EntryRequest(lines=[(shop.token_account_id, -1), (other.token_account_id, 1)], kind="test")], rows)
+    assert refused.value.code == "invalid_entry"
+    assert natural(other.token_account) == 0 and natural(shop.token_account) == 5_000
 
 
 def test_the_statement_csv_starts_with_a_bom_and_carries_the_lines_figures(db):
