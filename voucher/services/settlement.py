@@ -143,20 +143,20 @@ def settle_day(*, day: date, acting_user=None, progress: Callable[[int, int], No
     if batch.status == SettlementBatch.Status.DONE:
         return batch
     chunk = max(1, settings.VOUCHER_SETTLEMENT_CHUNK)
-    while True:
-        todo = _merchants_to_settle(batch)
-        if not todo:
-            break
-        total, done = len(todo), 0
-        logger.info("settlement %s: %d merchants to settle", batch, total)
-        for start in range(0, total, chunk):
-            ids = todo[start : start + chunk]
-            with transaction.atomic():
-                _add_to_totals(batch, _settle_merchants(batch, ids))
-            done += len(ids)
-            if progress:
-                progress(done, total)
-            logger.info("settlement %s: %d of %d merchants", batch, done, total)
+    # One pass: a payment from before the cutoff that commits only after this
+    # list is read (a straggler) is above its merchant's watermark, so the next
+    # day's batch settles it; nothing is lost or paid twice.
+    todo = _merchants_to_settle(batch)
+    total, done = len(todo), 0
+    logger.info("settlement %s: %d merchants to settle", batch, total)
+    for start in range(0, total, chunk):
+        ids = todo[start : start + chunk]
+        with transaction.atomic():
+            _add_to_totals(batch, _settle_merchants(batch, ids))
+        done += len(ids)
+        if progress:
+            progress(done, total)
+        logger.info("settlement %s: %d of %d merchants", batch, done, total)
     with transaction.atomic():
         batch = SettlementBatch.objects.select_for_update().get(pk=batch.pk)
         if batch.status != SettlementBatch.Status.DONE:
@@ -203,6 +203,22 @@ def _daily_batch(day: date, acting_user) -> SettlementBatch:
 
 def _merchants_to_settle(batch: SettlementBatch) -> list[int]:
     """Merchants with BKRW received before the cutoff above their watermark, and no line in this batch yet."""
+    if connection.vendor == "postgresql":
+        # One index probe per merchant from its watermark (the ORM's form of this
+        # gets planned as a hash join over every payment before the cutoff).
+        sql = """
+            SELECT m.id FROM voucher_merchant m
+            LEFT JOIN LATERAL (
+                SELECT l.payments_through, l.from_merchants_through FROM voucher_settlementline l
+                WHERE l.merchant_id = m.id AND l.sequence IS NOT NULL ORDER BY l.sequence DESC LIMIT 1
+            ) mark ON true
+            WHERE (EXISTS (SELECT 1 FROM voucher_payment p WHERE p.merchant_id = m.id
+                           AND p.id > coalesce(mark.payments_through, 0) AND p.created_at < %s)
+                   OR EXISTS (SELECT 1 FROM voucher_merchantpayment r WHERE r.payee_id = m.id
+                              AND r.id > coalesce(mark.from_merchants_through, 0) AND r.created_at < %s))
+              AND NOT EXISTS (SELECT 1 FROM voucher_settlementline b WHERE b.batch_id = %s AND b.merchant_id = m.id)
+            ORDER BY m.id"""
+        return [merchant_id for (merchant_id,) in _rows(sql, [batch.cutoff, batch.cutoff, batch.pk])]
     mark = _latest_paid_line(OuterRef("pk"))
     new_payment = Payment.objects.filter(
         merchant=OuterRef("pk"), pk__gt=OuterRef("payments_mark"), created_at__lt=batch.cutoff
@@ -387,12 +403,7 @@ def _settle_merchants(batch: SettlementBatch, merchant_ids: Iterable[int], *, in
     """Write a line for each merchant that has none in this batch yet, covering
     what is new since its last paid line, and post the ledger entries. Must run
     inside transaction.atomic. Returns the lines written, with their ids."""
-    merchants = list(
-        Merchant.objects.select_for_update(no_key=True)
-        .filter(pk__in=sorted(set(merchant_ids)))
-        .order_by("pk")
-        .values_list("pk", "status", "annual_revenue", "token_account_id", "settlement_account_id")
-    )
+    merchants = _lock_merchants(sorted(set(merchant_ids)))
     ids = [pk for pk, *_ in merchants]
     have = _settled_in(batch, ids)
     merchants = [row for row in merchants if row[0] not in have]  # another worker settled them while we waited
@@ -470,9 +481,9 @@ def _entry_request(batch, group: list[_Draft], memo: str, tokens, fee_account) -
     )
 
 
-# Every column but the id, in the model's order; the batch's own values, then each draft's by name.
+# Every column but the id, in the model's order: the batch's own values, then each draft's by name.
 _LINE_FIELDS = [f for f in SettlementLine._meta.concrete_fields if not f.primary_key]
-_BATCH_VALUES = ("batch_id", "period", "created_at")
+_LINE_ATTNAMES = [f.attname for f in _LINE_FIELDS]
 
 
 def _insert_lines(batch: SettlementBatch, drafts: list[_Draft]) -> list[_Draft]:
@@ -483,16 +494,14 @@ def _insert_lines(batch: SettlementBatch, drafts: list[_Draft]) -> list[_Draft]:
     columns = ", ".join(quote(f.column) for f in _LINE_FIELDS)
     shared = {"batch_id": batch.pk, "period": batch.period, "created_at": timezone.now()}
     if connection.vendor == "postgresql":
-        # One array per column: one statement and one round trip for the whole
-        # chunk, with the new ids back, and no per-value quoting on our side.
-        arrays = [
-            [shared[f.attname]] * len(drafts) if f.attname in shared else [getattr(d, f.attname) for d in drafts]
-            for f in _LINE_FIELDS
-        ]
-        casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in _LINE_FIELDS)
-        ids = dict(
-            _rows(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({casts}) RETURNING merchant_id, id", arrays)
+        # COPY formats the rows in C, several times faster than adapting arrays or values.
+        with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for draft in drafts:
+                copy.write_row([shared[name] if name in shared else getattr(draft, name) for name in _LINE_ATTNAMES])
+        sql = (
+            "SELECT merchant_id, id FROM voucher_settlementline WHERE batch_id = %s AND merchant_id = ANY(%s::bigint[])"
         )
+        ids = dict(_rows(sql, [batch.pk, [d.merchant_id for d in drafts]]))
     else:
         created = connection.ops.adapt_datetimefield_value(shared["created_at"])
         shared.update(period=connection.ops.adapt_datefield_value(batch.period), created_at=created)
@@ -532,6 +541,18 @@ def _held_reason(merchant_status: str, draft: _Draft, accounts: dict) -> str:
     if burned > token.available:  # cannot happen while the ranges hold; refuse rather than overdraw
         return HeldReason.INSUFFICIENT_TOKENS
     return ""
+
+
+def _lock_merchants(merchant_ids: list[int]) -> list[tuple]:
+    """Lock the merchants' rows in id order (voucher.services.common's lock order);
+    each as (id, status, annual revenue, token account, settlement account)."""
+    fields = ("id", "status", "annual_revenue", "token_account_id", "settlement_account_id")
+    if connection.vendor != "postgresql":
+        merchants = Merchant.objects.select_for_update(no_key=True).filter(pk__in=merchant_ids).order_by("pk")
+        return list(merchants.values_list(*fields))
+    sql = f"""SELECT {", ".join(fields)} FROM voucher_merchant WHERE id = ANY(%s::bigint[])
+              ORDER BY id FOR NO KEY UPDATE"""
+    return _rows(sql, [merchant_ids])
 
 
 def _settled_in(batch: SettlementBatch, merchant_ids: list[int]) -> set[int]:
