@@ -177,3 +177,21 @@ def test_balanced_entry_inserted_with_raw_sql_commits(db):
         entry_id = insert_entry_with_raw_sql(cursor, [(a.pk, "KRW", -100), (b.pk, "KRW", 100)])
     # then
     assert sorted(Posting.objects.filter(entry_id=entry_id).values_list("amount", flat=True)) == [-100, 100]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_posting_appended_to_an_existing_entry_is_refused_and_the_entry_stays_as_it_was():
+    # given an entry committed earlier
+    a, b = AccountFactory(), AccountFactory()
+    with transaction.atomic(), connection.cursor() as cursor:
+        entry_id = insert_entry_with_raw_sql(cursor, [(a.pk, "KRW", -100), (b.pk, "KRW", 100)])
+    # when another transaction adds a posting to it
+    with pytest.raises(IntegrityError):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO bank_posting (entry_id, account_id, currency, amount) VALUES (%s, %s, 'KRW', 5)",
+                [entry_id, b.pk],
+            )
+    # then
+    assert sorted(Posting.objects.filter(entry_id=entry_id).values_list("amount", flat=True)) == [-100, 100]
