@@ -651,15 +651,16 @@ def _aggregate(kind: str, starts: dict[int, int], cutoff, through: int | None = 
 
 def _rows(sql: str, params: list) -> list[tuple]:
     """Run a query whose parameters include arrays of a chunk's size. On
-    PostgreSQL they go over in binary, which psycopg adapts in C; Django's
-    cursor binds on the client and would quote every element in Python."""
+    PostgreSQL the parameters go over separately (server-side binding), not
+    quoted into the SQL one element at a time as Django's cursor does; the
+    cursor is still Django's wrapper, so the query is logged and counted."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql.replace("%s", "%b"), params)  # our SQL has no other % signs
+    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
