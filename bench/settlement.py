@@ -42,6 +42,7 @@ class Settled:
     fees: int
     reconciled: bool
     queries: int
+    entries: int
 
 
 def template_name(server: Server, payments: int) -> str:

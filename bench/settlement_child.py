@@ -72,6 +72,7 @@ def main() -> int:
                 "fees": batch.fees,
                 "reconciled": bool(report["balanced"]) and batch.payment_count == payments,
                 "queries": queries,
+                "entries": batch.lines.exclude(entry=None).values("entry_id").distinct().count(),
             }
         )
     )
