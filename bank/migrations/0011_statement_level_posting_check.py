@@ -69,5 +69,5 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("bank", "0009_counter_cash_permission")]
+    dependencies = [("bank", "0010_inline_entry_balance_check")]
     operations = [migrations.RunPython(forward, backward)]
