@@ -471,8 +471,77 @@ def _lock_and_find_postgresql(account_ids: set[int], keys: list[str]) -> tuple[d
 
 
 def _write_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> None:
+    if len(fresh) >= _COPY_FROM_ENTRIES:
+        _copy_postgresql(fresh, accounts)
+        return
     sql, params = _write_statement(fresh, accounts)
     _assign_ids(fresh, _fetch(sql, params))
+
+
+# From this many entries a write goes by COPY (below it, by one statement, fewer
+# round trips): psycopg formats binary COPY rows in C, several times faster than
+# it builds the write statement's arrays, and PostgreSQL inserts COPY's rows a
+# page at a time (one WAL record per page, not one per row). The entries' ids
+# are drawn from their sequence first, so each posting row carries its entry's.
+_COPY_FROM_ENTRIES = 64
+_NEXT_ENTRY_IDS_SQL = """
+WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence('bank_journalentry', 'id')::regclass AS name)
+SELECT nextval(sequence.name) FROM sequence, generate_series(1, %b::integer)
+"""
+_COPY_ENTRIES_SQL = (
+    "COPY bank_journalentry"
+    " (id, uid, kind, memo, reference, idempotency_key, request_hash, reverses_id, created_at, hash)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_COPY_ENTRY_TYPES = ["int8", "uuid", "text", "text", "text", "text", "text", "int8", "timestamptz", "text"]
+_COPY_POSTINGS_SQL = "COPY bank_posting (entry_id, account_id, currency, amount) FROM STDIN (FORMAT BINARY)"
+_COPY_POSTING_TYPES = ["int8", "int8", "text", "int8"]
+_UPDATE_BALANCES_SQL = """
+UPDATE bank_account SET balance = new.balance, on_hold = new.on_hold
+FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) AS new(id, balance, on_hold)
+WHERE bank_account.id = new.id
+"""
+
+
+def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> None:
+    """Write many entries, their postings (in request order) and every locked account's balance."""
+    pg = _connection()
+    locked = list(accounts.values())
+    with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
+        cursor.execute(_NEXT_ENTRY_IDS_SQL, [len(fresh)], prepare=True)
+        for (entry, _), (pk,) in zip(fresh, cursor.fetchall(), strict=True):
+            entry.pk = pk
+        with cursor.copy(_COPY_ENTRIES_SQL) as copy:
+            copy.set_types(_COPY_ENTRY_TYPES)
+            write = copy.write_row
+            for entry, _ in fresh:
+                write(
+                    (
+                        entry.pk,
+                        entry.uid,
+                        entry.kind,
+                        entry.memo,
+                        entry.reference,
+                        entry.idempotency_key,
+                        entry.request_hash,
+                        entry.reverses_id,
+                        entry.created_at,
+                        entry.hash,
+                    )
+                )
+        with cursor.copy(_COPY_POSTINGS_SQL) as copy:
+            copy.set_types(_COPY_POSTING_TYPES)
+            write = copy.write_row
+            for entry, request in fresh:
+                entry_id = entry.pk
+                for account_id, amount in request.lines:
+                    write((entry_id, account_id, accounts[account_id].currency, amount))
+        balances = [[a.pk for a in locked], [a.balance for a in locked], [a.on_hold for a in locked]]
+        cursor.execute(_UPDATE_BALANCES_SQL, balances, prepare=True)
+    alias = connection.alias
+    for entry, _ in fresh:
+        entry._state.adding = False
+        entry._state.db = alias
 
 
 def _write_statement(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> tuple[str, list]:
@@ -562,12 +631,17 @@ def _post_pipelined(checked: list[CheckedRequest], all_ids: set[int], keys: list
                 # _fetch waits for the lock statement's rows: BEGIN goes with it.
                 accounts, earlier = _lock_and_find_postgresql(all_ids, keys)
                 results, fresh = _check_locked(checked, accounts, earlier)
-                if fresh:
-                    writer.execute(*_write_statement(fresh, accounts), prepare=True)
+                by_copy = len(fresh) >= _COPY_FROM_ENTRIES
+                if not by_copy:
+                    if fresh:
+                        writer.execute(*_write_statement(fresh, accounts), prepare=True)
+                    control.execute(b"COMMIT", prepare=False)
+                    # Nothing may raise between queueing COMMIT and leaving the
+                    # pipeline, whose Sync sends the write and COMMIT together.
+            if by_copy:  # COPY cannot run in pipeline mode; a batch this big barely notices two more round trips
+                _copy_postgresql(fresh, accounts)
                 control.execute(b"COMMIT", prepare=False)
-                # Nothing may raise between queueing COMMIT and leaving the
-                # pipeline, whose Sync sends the write and COMMIT together.
-            if fresh:
+            elif fresh:
                 _assign_ids(fresh, writer.fetchall())
     except BaseException:
         _end_failed_transaction(pg)

@@ -19,6 +19,7 @@ from bank import errors, services
 from bank.models import Account, JournalEntry, Posting
 from bank.services import EntryRequest
 from bank.verification import verify_ledger
+from tests.bank.test_posting import post_big_batch_with_replays
 from tests.factories import AccountFactory, funded_account
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -37,9 +38,9 @@ def assert_connection_clean() -> None:
     assert connection.connection.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
 
 
-def round_trips(action) -> tuple[object, int]:
-    """Run action() and count its round trips to PostgreSQL: runs of messages the client
-    sent, each answered by a run of the server's, in a libpq protocol trace."""
+def traced(action) -> tuple[object, list[tuple[str, str]]]:
+    """Run action() under a libpq protocol trace: its result, and each message as
+    (sender, message type), sender F for the client and B for the server."""
     connection.ensure_connection()
     pgconn = connection.connection.pgconn
     with tempfile.TemporaryDirectory() as directory:
@@ -50,9 +51,14 @@ def round_trips(action) -> tuple[object, int]:
                 result = action()
             finally:
                 pgconn.untrace()
-        senders = [line.split("\t")[1] for line in path.read_text().splitlines() if line.count("\t") >= 2]
-    trips = sum(1 for before, after in zip(senders, senders[1:], strict=False) if (before, after) == ("F", "B"))
-    return result, trips
+        fields = [line.split("\t") for line in path.read_text().splitlines()]
+    return result, [(f[1], f[3]) for f in fields if len(f) > 3]
+
+
+def round_trips(messages: list[tuple[str, str]]) -> int:
+    """Runs of messages the client sent, each answered by a run of the server's."""
+    senders = [sender for sender, _ in messages]
+    return sum(1 for pair in zip(senders, senders[1:], strict=False) if pair == ("F", "B"))
 
 
 def test_transfer_commits_in_two_round_trips_and_leaves_the_connection_clean():
@@ -60,11 +66,11 @@ def test_transfer_commits_in_two_round_trips_and_leaves_the_connection_clean():
     wallet = funded_account(10_000)
     shop = AccountFactory()
     # when
-    entry, trips = round_trips(
+    entry, messages = traced(
         lambda: services.post_entry(lines=[(wallet, -1_000), (shop, 1_000)], kind="payment", idempotency_key="own-1")
     )
     # then
-    assert trips == 2
+    assert round_trips(messages) == 2
     assert_connection_clean()
     assert JournalEntry.objects.get(idempotency_key="own-1").pk == entry.pk
     assert (balance(wallet), balance(shop)) == (9_000, 1_000)
@@ -144,6 +150,27 @@ def test_batch_with_one_refused_entry_writes_none_of_them():
     assert balance(wallet) == 5_000
     assert len(services.post_entries(requests=requests[:2])) == 2
     assert balance(wallet) == 1_000
+
+
+def test_big_batch_goes_by_copy_and_commits_with_replays_in_request_order():
+    _, messages = traced(post_big_batch_with_replays)
+    assert ("F", "CopyDone") in messages
+    assert_connection_clean()
+
+
+def test_big_batch_refused_after_the_lock_writes_nothing():
+    # given
+    wallet = funded_account(100)
+    shop = AccountFactory()
+    requests = [EntryRequest(lines=[(wallet, -1), (shop, 1)], kind="payment") for _ in range(101)]
+    # when
+    with pytest.raises(errors.InsufficientFunds):
+        services.post_entries(requests=requests)
+    # then
+    assert_connection_clean()
+    assert (balance(wallet), balance(shop)) == (100, 0)
+    assert len(services.post_entries(requests=requests[:100])) == 100
+    assert (balance(wallet), balance(shop)) == (0, 100)
 
 
 def test_database_error_while_locking_rolls_back_and_leaves_the_connection_usable():
