@@ -344,6 +344,31 @@ SELECT *, NULL::bigint FROM locked
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM bank_journalentry WHERE idempotency_key = ANY(%b::text[])
 """
+# Up to this many accounts and keys (any transfer or payment), the same
+# statements with plain parameters: psycopg adapts a few scalars several times
+# faster than two arrays, a fair part of a transfer's client CPU. The plan is
+# the same index scan, rows locked in id order.
+_FEW = 6
+
+
+@cache
+def _lock_few_sql(accounts: int, keys: int) -> str:
+    ids = ", ".join(["%b::bigint"] * accounts)
+    lock = (
+        "SELECT id, currency, normal_side, status, may_go_negative, balance, on_hold"
+        f" FROM bank_account WHERE id IN ({ids}) ORDER BY id FOR NO KEY UPDATE"
+    )
+    if not keys:
+        return lock
+    return f"""
+WITH locked AS MATERIALIZED ({lock})
+SELECT *, NULL::bigint FROM locked
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM bank_journalentry
+WHERE idempotency_key IN ({", ".join(["%b::text"] * keys)})
+"""
+
+
 _BY_KEY_SQL = f"SELECT {_ENTRY_COLUMNS} FROM bank_journalentry WHERE idempotency_key = ANY(%b::text[])"
 _BY_ID_SQL = f"SELECT {_ENTRY_COLUMNS} FROM bank_journalentry WHERE id = ANY(%b::bigint[])"
 _ENTRY_INSERT = (
@@ -438,24 +463,39 @@ def _connection() -> psycopg.Connection:
     return pg
 
 
-def _fetch(sql: str, params: list) -> list[tuple]:
-    """Run one prepared statement on Django's connection, raising Django's error classes."""
+def _fetch(sql: str, params: list, cursor: psycopg.Cursor | None = None) -> list[tuple]:
+    """Run one prepared statement on Django's connection (on `cursor`, if given),
+    raising Django's error classes."""
+    if cursor is not None:
+        with connection.wrap_database_errors:
+            return cursor.execute(sql, params, prepare=True).fetchall()
     pg = _connection()
     with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
 
 
-def _lock_and_find_postgresql(account_ids: set[int], keys: list[str]) -> tuple[dict, dict[str, JournalEntry]]:
+def _lock_and_find_postgresql(
+    account_ids: set[int], keys: list[str], cursor: psycopg.Cursor | None = None
+) -> tuple[dict, dict[str, JournalEntry]]:
     """Lock the accounts in id order and find the entries already posted under
     `keys`, in one statement."""
     ids = sorted(account_ids)
+    few = len(ids) <= _FEW and len(keys) <= _FEW
     if not keys:
-        locked = {row[0]: _LockedRow(*row) for row in _fetch(_LOCK_ROWS_SQL, [ids])}
+        if few:
+            rows = _fetch(_lock_few_sql(len(ids), 0), ids, cursor)
+        else:
+            rows = _fetch(_LOCK_ROWS_SQL, [ids], cursor)
+        locked = {row[0]: _LockedRow(*row) for row in rows}
         _require_all(ids, locked)
         return locked, {}
+    if few:
+        rows = _fetch(_lock_few_sql(len(ids), len(keys)), [*ids, *keys], cursor)
+    else:
+        rows = _fetch(_LOCK_ROWS_AND_FIND_SQL, [ids, keys], cursor)
     locked, posted = {}, []
-    for row in _fetch(_LOCK_ROWS_AND_FIND_SQL, [ids, keys]):
+    for row in rows:
         if row[-1] is None:
             locked[row[0]] = _LockedRow(*row)
         else:
@@ -615,8 +655,14 @@ def _assign_ids(fresh: list[tuple[JournalEntry, CheckedRequest]], rows: list[tup
 
 
 def _outermost() -> bool:
-    """Is post_entries managing its own transaction (no atomic block, autocommit on)?"""
-    return not connection.in_atomic_block and connection.get_autocommit() and psycopg.Pipeline.is_supported()
+    """Is post_entries managing its own transaction (no atomic block, autocommit on,
+    no transaction begun behind Django's back)?"""
+    return (
+        not connection.in_atomic_block
+        and connection.get_autocommit()
+        and connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        and psycopg.Pipeline.is_supported()
+    )
 
 
 def _post_pipelined(checked: list[CheckedRequest], all_ids: set[int], keys: list[str]) -> list[JournalEntry]:
@@ -628,8 +674,8 @@ def _post_pipelined(checked: list[CheckedRequest], all_ids: set[int], keys: list
         with connection.wrap_database_errors, psycopg.Cursor(pg) as control, psycopg.Cursor(pg) as writer:
             with pg.pipeline():
                 control.execute(b"BEGIN", prepare=False)
-                # _fetch waits for the lock statement's rows: BEGIN goes with it.
-                accounts, earlier = _lock_and_find_postgresql(all_ids, keys)
+                # Fetching the lock statement's rows flushes the pipeline: BEGIN goes with it.
+                accounts, earlier = _lock_and_find_postgresql(all_ids, keys, control)
                 results, fresh = _check_locked(checked, accounts, earlier)
                 by_copy = len(fresh) >= _COPY_FROM_ENTRIES
                 if not by_copy:
