@@ -82,7 +82,8 @@ def post_entries(*, requests: Sequence[EntryRequest]) -> list[JournalEntry]:
 
     The batch path for bulk work (settlement, expiry, imports): the accounts of
     the whole batch are locked once, and entries, postings and balances are
-    written with one statement.
+    written with one statement (on PostgreSQL, from _COPY_FROM_POSTINGS postings
+    on, with COPY).
     """
     if not requests:
         return []
@@ -90,6 +91,8 @@ def post_entries(*, requests: Sequence[EntryRequest]) -> list[JournalEntry]:
     all_ids = {account_id for request in checked for account_id in request.account_ids}
     keys = [r.idempotency_key for r in checked if r.idempotency_key]
     try:
+        if connection.vendor == "postgresql" and _outermost():
+            return _post_pipelined(checked, all_ids, keys)
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 accounts, earlier = _lock_and_find_postgresql(all_ids, keys)
@@ -184,6 +187,21 @@ def _apply_locked(
     requests: Sequence[CheckedRequest], accounts: dict, earlier: dict[str, JournalEntry]
 ) -> list[JournalEntry]:
     """apply_locked, given the entries already posted under the requests' keys."""
+    results, fresh = _check_locked(requests, accounts, earlier)
+    if fresh:
+        if connection.vendor == "postgresql":
+            _write_postgresql(fresh, accounts)
+        else:
+            _write_generic(fresh, accounts)
+    return results
+
+
+def _check_locked(
+    requests: Sequence[CheckedRequest], accounts: dict, earlier: dict[str, JournalEntry]
+) -> tuple[list[JournalEntry], list[tuple[JournalEntry, CheckedRequest]]]:
+    """Check every request against the locked accounts and build its entry; writes nothing.
+
+    Returns the entries to answer with, in request order, and the new ones to write."""
     results: list[JournalEntry] = []
     fresh: list[tuple[JournalEntry, CheckedRequest]] = []
     in_batch: dict[str, tuple[CheckedRequest, JournalEntry]] = {}
@@ -204,13 +222,7 @@ def _apply_locked(
         results.append(entry)
         if key:
             in_batch[key] = (request, entry)
-
-    if fresh:
-        if connection.vendor == "postgresql":
-            _write_postgresql(fresh, accounts)
-        else:
-            _write_generic(fresh, accounts)
-    return results
+    return results, fresh
 
 
 def _require_all(ids: list[int], locked: dict) -> None:
@@ -323,10 +335,12 @@ def _write_generic(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: d
 # --- PostgreSQL: the hot path in plain SQL --------------------------------------------------
 #
 # Building queries with the ORM costs more than running them here, so on
-# PostgreSQL this path is plain SQL on Django's connection. A transfer is four
-# round trips: BEGIN; one statement that locks its accounts in id order and
-# finds any entry already posted under its idempotency key; one statement that
-# writes the entry, its postings and the new balances; COMMIT. The statements
+# PostgreSQL this path is plain SQL on Django's connection. A transfer is
+# BEGIN; one statement that locks its accounts in id order and finds any entry
+# already posted under its idempotency key; one statement that writes the
+# entry, its postings and the new balances; COMMIT: four round trips inside a
+# caller's atomic block, two when post_entries is the outermost transaction
+# (_post_pipelined). The statements
 # are prepared once per connection, so PostgreSQL does not parse and plan them
 # for every transfer (behind PgBouncer in transaction mode that needs
 # PgBouncer 1.21+ with max_prepared_statements), and their parameters are sent
@@ -357,6 +371,31 @@ SELECT *, NULL::bigint FROM locked
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM bank_journalentry WHERE idempotency_key = ANY(%b::text[])
 """
+# Up to this many accounts and keys (any transfer or payment), the same
+# statements with plain parameters: psycopg adapts a few scalars several times
+# faster than two arrays, a fair part of a transfer's client CPU. The plan is
+# the same index scan, rows locked in id order.
+_FEW = 6
+
+
+@cache
+def _lock_few_sql(accounts: int, keys: int) -> str:
+    ids = ", ".join(["%b::bigint"] * accounts)
+    lock = (
+        "SELECT id, currency, normal_side, status, may_go_negative, balance, on_hold"
+        f" FROM bank_account WHERE id IN ({ids}) ORDER BY id FOR NO KEY UPDATE"
+    )
+    if not keys:
+        return lock
+    return f"""
+WITH locked AS MATERIALIZED ({lock})
+SELECT *, NULL::bigint FROM locked
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM bank_journalentry
+WHERE idempotency_key IN ({", ".join(["%b::text"] * keys)})
+"""
+
+
 _BY_KEY_SQL = f"SELECT {_ENTRY_COLUMNS} FROM bank_journalentry WHERE idempotency_key = ANY(%b::text[])"
 _BY_ID_SQL = f"SELECT {_ENTRY_COLUMNS} FROM bank_journalentry WHERE id = ANY(%b::bigint[])"
 _ENTRY_INSERT = (
@@ -438,8 +477,8 @@ class _LockedRow:
 _NEVER_BY_ITSELF = 2**62
 
 
-def _fetch(sql: str, params: list) -> list[tuple]:
-    """Run one prepared statement on Django's connection, raising Django's error classes."""
+def _connection() -> psycopg.Connection:
+    """Django's psycopg connection, ready for prepared statements."""
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
     pg = connection.connection
@@ -448,21 +487,42 @@ def _fetch(sql: str, params: list) -> list[tuple]:
         # prepare=True. Allow the explicit kind; the ORM's statements are not
         # affected (its client-side-binding cursors never prepare).
         pg.prepare_threshold = _NEVER_BY_ITSELF
+    return pg
+
+
+def _fetch(sql: str, params: list, cursor: psycopg.Cursor | None = None) -> list[tuple]:
+    """Run one prepared statement on Django's connection (on `cursor`, if given),
+    raising Django's error classes."""
+    if cursor is not None:
+        with connection.wrap_database_errors:
+            return cursor.execute(sql, params, prepare=True).fetchall()
+    pg = _connection()
     with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
 
 
-def _lock_and_find_postgresql(account_ids: set[int], keys: list[str]) -> tuple[dict, dict[str, JournalEntry]]:
+def _lock_and_find_postgresql(
+    account_ids: set[int], keys: list[str], cursor: psycopg.Cursor | None = None
+) -> tuple[dict, dict[str, JournalEntry]]:
     """Lock the accounts in id order and find the entries already posted under
     `keys`, in one statement."""
     ids = sorted(account_ids)
+    few = len(ids) <= _FEW and len(keys) <= _FEW
     if not keys:
-        locked = {row[0]: _LockedRow(*row) for row in _fetch(_LOCK_ROWS_SQL, [ids])}
+        if few:
+            rows = _fetch(_lock_few_sql(len(ids), 0), ids, cursor)
+        else:
+            rows = _fetch(_LOCK_ROWS_SQL, [ids], cursor)
+        locked = {row[0]: _LockedRow(*row) for row in rows}
         _require_all(ids, locked)
         return locked, {}
+    if few:
+        rows = _fetch(_lock_few_sql(len(ids), len(keys)), [*ids, *keys], cursor)
+    else:
+        rows = _fetch(_LOCK_ROWS_AND_FIND_SQL, [ids, keys], cursor)
     locked, posted = {}, []
-    for row in _fetch(_LOCK_ROWS_AND_FIND_SQL, [ids, keys]):
+    for row in rows:
         if row[-1] is None:
             locked[row[0]] = _LockedRow(*row)
         else:
@@ -478,6 +538,87 @@ def _lock_and_find_postgresql(account_ids: set[int], keys: list[str]) -> tuple[d
 
 
 def _write_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> None:
+    if _by_copy(fresh):
+        _copy_postgresql(fresh, accounts)
+        return
+    sql, params = _write_statement(fresh, accounts)
+    _assign_ids(fresh, _fetch(sql, params))
+
+
+# From this many postings a write goes by COPY (below it, by one statement, fewer
+# round trips; settlement writes a few entries of a hundred postings each): psycopg formats binary COPY rows in C, several times faster than
+# it builds the write statement's arrays, and PostgreSQL inserts COPY's rows
+# into the table a page at a time. The entries' ids
+# are drawn from their sequence first, so each posting row carries its entry's.
+_COPY_FROM_POSTINGS = 128
+
+
+def _by_copy(fresh: list[tuple[JournalEntry, CheckedRequest]]) -> bool:
+    return sum(len(request.lines) for _, request in fresh) >= _COPY_FROM_POSTINGS
+
+
+_NEXT_ENTRY_IDS_SQL = """
+WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence('bank_journalentry', 'id')::regclass AS name)
+SELECT nextval(sequence.name) FROM sequence, generate_series(1, %b::integer)
+"""
+_COPY_ENTRIES_SQL = (
+    "COPY bank_journalentry"
+    " (id, uid, kind, memo, reference, idempotency_key, request_hash, reverses_id, created_at, hash)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_COPY_ENTRY_TYPES = ["int8", "uuid", "text", "text", "text", "text", "text", "int8", "timestamptz", "text"]
+_COPY_POSTINGS_SQL = "COPY bank_posting (entry_id, account_id, currency, amount) FROM STDIN (FORMAT BINARY)"
+_COPY_POSTING_TYPES = ["int8", "int8", "text", "int8"]
+_UPDATE_BALANCES_SQL = """
+UPDATE bank_account SET balance = new.balance, on_hold = new.on_hold
+FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) AS new(id, balance, on_hold)
+WHERE bank_account.id = new.id
+"""
+
+
+def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> None:
+    """Write many entries, their postings (in request order) and every locked account's balance."""
+    pg = _connection()
+    locked = list(accounts.values())
+    with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
+        cursor.execute(_NEXT_ENTRY_IDS_SQL, [len(fresh)], prepare=True)
+        for (entry, _), (pk,) in zip(fresh, cursor.fetchall(), strict=True):
+            entry.pk = pk
+        with cursor.copy(_COPY_ENTRIES_SQL) as copy:
+            copy.set_types(_COPY_ENTRY_TYPES)
+            write = copy.write_row
+            for entry, _ in fresh:
+                write(
+                    (
+                        entry.pk,
+                        entry.uid,
+                        entry.kind,
+                        entry.memo,
+                        entry.reference,
+                        entry.idempotency_key,
+                        entry.request_hash,
+                        entry.reverses_id,
+                        entry.created_at,
+                        entry.hash,
+                    )
+                )
+        with cursor.copy(_COPY_POSTINGS_SQL) as copy:
+            copy.set_types(_COPY_POSTING_TYPES)
+            write = copy.write_row
+            for entry, request in fresh:
+                entry_id = entry.pk
+                for account_id, amount in request.lines:
+                    write((entry_id, account_id, accounts[account_id].currency, amount))
+        balances = [[a.pk for a in locked], [a.balance for a in locked], [a.on_hold for a in locked]]
+        cursor.execute(_UPDATE_BALANCES_SQL, balances, prepare=True)
+    alias = connection.alias
+    for entry, _ in fresh:
+        entry._state.adding = False
+        entry._state.db = alias
+
+
+def _write_statement(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> tuple[str, list]:
+    """The one statement that writes the entries, their postings and every locked account's balance."""
     locked = list(accounts.values())
     if len(fresh) == 1:
         [(entry, request)] = fresh
@@ -496,34 +637,106 @@ def _write_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts
             params += (account_id, accounts[account_id].currency, amount)
         for account in locked:
             params += (account.pk, account.balance, account.on_hold)
-        [(entry.pk,)] = _fetch(_write_one_sql(len(request.lines), len(locked)), params)
+        return _write_one_sql(len(request.lines), len(locked)), params
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [])
+    uid, kind, memo, reference, key, request_hash, reverses_id, created_at, digest = columns
+    line_uid, line_account, line_currency, line_amount = [], [], [], []
+    for entry, request in fresh:
+        uid.append(entry.uid)
+        kind.append(entry.kind)
+        memo.append(entry.memo)
+        reference.append(entry.reference)
+        key.append(entry.idempotency_key)
+        request_hash.append(entry.request_hash)
+        reverses_id.append(entry.reverses_id)
+        created_at.append(entry.created_at)
+        digest.append(entry.hash)
+        for account_id, amount in request.lines:
+            line_uid.append(entry.uid)
+            line_account.append(account_id)
+            line_currency.append(accounts[account_id].currency)
+            line_amount.append(amount)
+    balances = ([a.pk for a in locked], [a.balance for a in locked], [a.on_hold for a in locked])
+    return _WRITE_MANY_SQL, [*columns, line_uid, line_account, line_currency, line_amount, *balances]
+
+
+def _assign_ids(fresh: list[tuple[JournalEntry, CheckedRequest]], rows: list[tuple]) -> None:
+    """Give the written entries the ids the write statement returned, and mark them saved."""
+    if len(fresh) == 1:
+        [(entry, _)] = fresh
+        [(entry.pk,)] = rows
     else:
-        columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [])
-        uid, kind, memo, reference, key, request_hash, reverses_id, created_at, digest = columns
-        line_uid, line_account, line_currency, line_amount = [], [], [], []
-        for entry, request in fresh:
-            uid.append(entry.uid)
-            kind.append(entry.kind)
-            memo.append(entry.memo)
-            reference.append(entry.reference)
-            key.append(entry.idempotency_key)
-            request_hash.append(entry.request_hash)
-            reverses_id.append(entry.reverses_id)
-            created_at.append(entry.created_at)
-            digest.append(entry.hash)
-            for account_id, amount in request.lines:
-                line_uid.append(entry.uid)
-                line_account.append(account_id)
-                line_currency.append(accounts[account_id].currency)
-                line_amount.append(amount)
-        balances = ([a.pk for a in locked], [a.balance for a in locked], [a.on_hold for a in locked])
-        ids = dict(_fetch(_WRITE_MANY_SQL, [*columns, line_uid, line_account, line_currency, line_amount, *balances]))
+        ids = dict(rows)
         for entry, _ in fresh:
             entry.pk = ids[entry.uid]
     alias = connection.alias
     for entry, _ in fresh:
         entry._state.adding = False
         entry._state.db = alias
+
+
+# --- PostgreSQL: the outermost transaction in two round trips -----------------------------
+#
+# When post_entries is not inside a caller's transaction it manages its own,
+# in psycopg's pipeline mode on Django's connection (which stays in autocommit
+# mode, as Django left it): BEGIN travels with the lock-and-find statement in
+# one round trip, the write with COMMIT in a second, where
+# transaction.atomic() takes four. That saves the server work per transfer
+# (fewer messages, fewer wake-ups) and shortens the time the accounts stay
+# locked; the client's CPU stays about the same, since psycopg's pipeline polls
+# and sends after every queued statement. Inside a caller's atomic block,
+# post_entries runs in that transaction as before.
+
+
+def _outermost() -> bool:
+    """Is post_entries managing its own transaction (no atomic block, autocommit on,
+    no transaction begun behind Django's back)?"""
+    return (
+        not connection.in_atomic_block
+        and connection.get_autocommit()
+        and connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        and psycopg.Pipeline.is_supported()
+    )
+
+
+def _post_pipelined(checked: list[CheckedRequest], all_ids: set[int], keys: list[str]) -> list[JournalEntry]:
+    """post_entries' transaction, begun and committed here. On any error it is
+    rolled back before the error propagates, so Django's connection is back in
+    autocommit mode with no transaction open, as if atomic() had run."""
+    pg = _connection()
+    try:
+        with connection.wrap_database_errors, psycopg.Cursor(pg) as control, psycopg.Cursor(pg) as writer:
+            with pg.pipeline():
+                control.execute(b"BEGIN", prepare=False)
+                # Fetching the lock statement's rows flushes the pipeline: BEGIN goes with it.
+                accounts, earlier = _lock_and_find_postgresql(all_ids, keys, control)
+                results, fresh = _check_locked(checked, accounts, earlier)
+                by_copy = _by_copy(fresh)
+                if not by_copy:
+                    if fresh:
+                        writer.execute(*_write_statement(fresh, accounts), prepare=True)
+                    control.execute(b"COMMIT", prepare=False)
+                    # Nothing may raise between queueing COMMIT and leaving the
+                    # pipeline, whose Sync sends the write and COMMIT together.
+            if by_copy:  # COPY cannot run in pipeline mode; a batch this big barely notices two more round trips
+                _copy_postgresql(fresh, accounts)
+                control.execute(b"COMMIT", prepare=False)
+            elif fresh:
+                _assign_ids(fresh, writer.fetchall())
+    except BaseException:
+        _end_failed_transaction(pg)
+        raise
+    return results
+
+
+def _end_failed_transaction(pg: psycopg.Connection) -> None:
+    """Roll back what _post_pipelined began; close the connection if even that fails,
+    so Django opens a fresh one instead of reusing one in an unknown state."""
+    try:
+        if not pg.closed and pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            pg.rollback()
+    except Exception:
+        connection.close()
 
 
 # --- validation, before any database work -------------------------------------------------

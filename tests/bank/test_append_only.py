@@ -148,15 +148,23 @@ def insert_entry_with_raw_sql(cursor, postings: list[tuple[int, str, int]]) -> i
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("shape", ["not-zero", "one-line", "no-lines", "wrong-currency"], ids=lambda shape: shape)
+@pytest.mark.parametrize(
+    "shape",
+    ["not-zero", "one-line", "no-lines", "wrong-currency", "two-currencies-one-off", "two-currencies-wrong-account"],
+    ids=lambda shape: shape,
+)
 def test_unbalanced_entry_inserted_with_raw_sql_is_refused_at_commit(shape):
     # given
     a, b = AccountFactory(), AccountFactory()
+    c, d = AccountFactory(currency="BKRW"), AccountFactory(currency="BKRW")
     postings = {
         "not-zero": [(a.pk, "KRW", -100), (b.pk, "KRW", 99)],
         "one-line": [(a.pk, "KRW", 100)],
         "no-lines": [],
         "wrong-currency": [(a.pk, "KRW", -100), (b.pk, "BKRW", 100)],
+        # each currency on its own must sum to zero, not the whole entry
+        "two-currencies-one-off": [(a.pk, "KRW", -100), (b.pk, "KRW", 100), (c.pk, "BKRW", -5), (d.pk, "BKRW", 4)],
+        "two-currencies-wrong-account": [(a.pk, "KRW", -5), (b.pk, "KRW", 5), (c.pk, "KRW", -7), (d.pk, "BKRW", 7)],
     }[shape]
     before = (JournalEntry.objects.count(), Posting.objects.count())
     # when: the statements themselves succeed; the deferred trigger fires at commit
@@ -195,3 +203,18 @@ def test_a_posting_appended_to_an_existing_entry_is_refused_and_the_entry_stays_
             )
     # then
     assert sorted(Posting.objects.filter(entry_id=entry_id).values_list("amount", flat=True)) == [-100, 100]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_entry_in_two_currencies_each_summing_to_zero_inserted_with_raw_sql_commits(db):
+    # given
+    a, b = AccountFactory(), AccountFactory()
+    c, d = AccountFactory(currency="BKRW"), AccountFactory(currency="BKRW")
+    # when
+    with transaction.atomic(), connection.cursor() as cursor:
+        entry_id = insert_entry_with_raw_sql(
+            cursor, [(a.pk, "KRW", -100), (b.pk, "KRW", 100), (c.pk, "BKRW", -5), (d.pk, "BKRW", 5)]
+        )
+    # then
+    assert Posting.objects.filter(entry_id=entry_id).count() == 4
