@@ -5,6 +5,7 @@ by a device key of the wallet's owner, with an Idempotency-Key.
 """
 
 from django.db.models import prefetch_related_objects
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -153,15 +154,19 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
                 wallet=wallet, payload=data["payment_request"], idempotency_key=self.voucher_key()
             )
         else:
-            merchant = get_object_or_404(Merchant, pk=data["merchant"])
-            payment = services.pay(
-                wallet=wallet,
-                merchant=merchant,
-                amount=data["amount"],
-                reference=data["reference"],
-                idempotency_key=self.voucher_key(),
-            )
-        prefetch_related_objects([payment], "lots", "refunds__entry")  # merchant and entry are on it already
+            try:
+                # pay() reads the merchant itself, in the statement that reads the wallet's lots.
+                payment = services.pay(
+                    wallet=wallet,
+                    merchant=Merchant(pk=data["merchant"]),
+                    amount=data["amount"],
+                    reference=data["reference"],
+                    idempotency_key=self.voucher_key(),
+                )
+            except Merchant.DoesNotExist:
+                raise Http404 from None
+        # A payment just made has its merchant, entry, lots and refunds in memory already; a replay fetches them.
+        prefetch_related_objects([payment], "lots", "refunds__entry")
         return Response(PaymentSerializer(payment_data(payment)).data, status=status.HTTP_201_CREATED)
 
 
