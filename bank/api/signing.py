@@ -40,3 +40,9 @@ class SignedPostMixin(IdempotentPostMixin):
 
     def before_first_attempt(self, request) -> None:
         services.consume_nonce(device=self.device, nonce=request.headers[HEADERS["nonce"]])
+
+    def stored_response_or_first_attempt(self, request):
+        # The replay lookup and consuming the nonce, in one round trip on PostgreSQL.
+        return services.stored_response_or_consume_nonce(
+            user=request.user, key=self.idempotency_key, device=self.device, nonce=request.headers[HEADERS["nonce"]]
+        )

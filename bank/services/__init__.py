@@ -28,6 +28,7 @@ from bank.services.identity import (
     has_active_device,
     register_device_key,
     revoke_device_key,
+    stored_response_or_consume_nonce,
 )
 from bank.services.posting import EntryRequest, lock_accounts, post_entries, post_entry, reverse_entry
 from bank.services.sealing import seal_pending_entries
@@ -56,6 +57,7 @@ __all__ = [
     "has_active_device",
     "register_device_key",
     "revoke_device_key",
+    "stored_response_or_consume_nonce",
     "expire_holds",
     "generate_validator",
     "lock_accounts",
