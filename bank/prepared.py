@@ -44,3 +44,28 @@ def _execute(sql: str, params, many, context) -> list[tuple]:
     with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description is not None else []
+
+
+class Columns:
+    """Some or all of a model's columns, and instances built from them as the ORM
+    would (its from_db and its fields' from_db_value, e.g. JSONField's decoding)."""
+
+    def __init__(self, model, attnames=None):
+        fields = [f for f in model._meta.concrete_fields if attnames is None or f.attname in attnames]
+        self.model = model
+        self.attnames = [f.attname for f in fields]
+        self.names = [f.column for f in fields]
+        self.converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def select(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{name}" for name in self.names)
+
+    def build(self, values):
+        if self.converters:
+            values = list(values)
+            for index, convert in self.converters:
+                values[index] = convert(values[index], None, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)

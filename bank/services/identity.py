@@ -79,12 +79,31 @@ def revoke_device_key(*, actor, device: DeviceKey, reason: str) -> DeviceKey:
 
 
 def check_signature(
-    *, party: Party, device_id, method: str, path: str, body: bytes, nonce: str, timestamp, signature_hex: str
+    *,
+    party: Party,
+    device_id,
+    method: str,
+    path: str,
+    body: bytes,
+    nonce: str,
+    timestamp,
+    signature_hex: str,
+    device: DeviceKey | None = None,
 ) -> DeviceKey:
-    """Check a request's signature without consuming its nonce (see consume_nonce)."""
+    """Check a request's signature without consuming its nonce (see consume_nonce).
+
+    `device` is the key `device_id` names when the caller has read it already
+    (with the party's other rows); it is used only if it is that party's active key."""
     if not all([device_id, nonce, timestamp, signature_hex]):
         raise errors.SignatureMissing()
-    device = DeviceKey.objects.filter(pk=_as_int(device_id), party=party, status=DeviceKey.Status.ACTIVE).first()
+    wanted = _as_int(device_id)
+    if not (
+        device is not None
+        and device.pk == wanted
+        and device.party_id == party.pk
+        and device.status == DeviceKey.Status.ACTIVE
+    ):
+        device = DeviceKey.objects.filter(pk=wanted, party=party, status=DeviceKey.Status.ACTIVE).first()
     if device is None:
         raise errors.DeviceKeyUnknown(device=str(device_id))
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:

@@ -9,19 +9,32 @@ import hashlib
 
 from rest_framework.permissions import BasePermission
 
-from bank.api.signing import SignedPostMixin
+from bank.api.signing import DEVICE_HEADER, SignedPostMixin
+from voucher import selectors
 from voucher.models import MerchantMember, Wallet
 from voucher.services.common import MAX_KEY_LENGTH
 
 
 def wallet_of(request) -> Wallet | None:
-    """The asker's wallet (cached on the request), or None."""
+    """The asker's wallet with its owner (cached on the request), or None.
+
+    A signed POST's device key (X-Device-Key) is read in the same query when it
+    is one of the owner's active keys, for WalletSignedPostMixin.signing_device."""
     if not hasattr(request, "_voucher_wallet"):
         user = request.user
-        request._voucher_wallet = (
-            Wallet.objects.select_related("owner").filter(user=user).first() if user.is_authenticated else None
-        )
+        wallet = device = None
+        if user.is_authenticated:
+            device_id = None
+            if request.method == "POST":
+                device_id = _as_id(request.headers.get(DEVICE_HEADER, ""))
+            wallet, device = selectors.wallet_of_user(user, device_id=device_id)
+        request._voucher_wallet, request._voucher_device = wallet, device
     return request._voucher_wallet
+
+
+def _as_id(value: str) -> int | None:
+    # A bigint id, or None for anything the database could not compare with one.
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
 def membership_of(request) -> MerchantMember | None:
@@ -73,6 +86,10 @@ class WalletSignedPostMixin(VoucherSignedPostMixin):
 
     def signing_party(self, request):
         return wallet_of(request).owner
+
+    def signing_device(self, request):
+        wallet_of(request)
+        return request._voucher_device
 
 
 class MerchantSignedPostMixin(VoucherSignedPostMixin):

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from bank import errors as bank_errors
 from bank.models import Account
-from bank.prepared import fetch
+from bank.prepared import Columns, fetch
 from bank.services import post_entry
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
@@ -37,38 +37,13 @@ from voucher.services.lots import allocate, eligible_at, spend_order
 NEEDS_ORM_PATH = None  # what pay_fast returns when a cashback program is active
 
 
-class _Columns:
-    """Some or all of a model's columns, and instances built from them as the ORM
-    would (its from_db and its fields' from_db_value, e.g. JSONField's decoding)."""
-
-    def __init__(self, model, attnames=None):
-        fields = [f for f in model._meta.concrete_fields if attnames is None or f.attname in attnames]
-        self.model = model
-        self.attnames = [f.attname for f in fields]
-        self.names = [f.column for f in fields]
-        self.converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def select(self, alias: str) -> str:
-        return ", ".join(f"{alias}.{name}" for name in self.names)
-
-    def build(self, values):
-        if self.converters:
-            values = list(values)
-            for index, convert in self.converters:
-                values[index] = convert(values[index], None, connection)
-        return self.model.from_db(connection.alias, self.attnames, values)
-
-
-_WALLET = _Columns(Wallet)
-_MERCHANT = _Columns(Merchant)
-_ACCOUNT = _Columns(Account)
+_WALLET = Columns(Wallet)
+_MERCHANT = Columns(Merchant)
+_ACCOUNT = Columns(Account)
 _LIMIT_FIELDS = tuple(Limits.__dataclass_fields__)
 # What choosing and spending a lot reads: spend order, eligibility at the merchant.
-_LOT = _Columns(Lot, {"id", "wallet_id", "program_id", "expires_on", "account_id", "status"})
-_PROGRAM = _Columns(
+_LOT = Columns(Lot, {"id", "wallet_id", "program_id", "expires_on", "account_id", "status"})
+_PROGRAM = Columns(
     VoucherProgram,
     {"id", "excluded_categories", "eligible_categories", "eligible_districts", "max_merchant_annual_revenue"},
 )
