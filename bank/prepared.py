@@ -43,7 +43,7 @@ def _execute(sql: str, params, many, context) -> list[tuple]:
         pg.prepare_threshold = _NEVER_BY_ITSELF
     with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall() if cursor.description is not None else []
+        return cursor.fetchall()  # every statement run here returns rows (a SELECT or RETURNING)
 
 
 class Columns:

@@ -121,9 +121,13 @@ SELECT (SELECT id FROM payment), id FROM lot ORDER BY spend_order
 
 
 def pay_fast(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str, reference: str):
-    """pay() on PostgreSQL, inside its transaction, for its checked inputs. Returns
+    """pay() on PostgreSQL, inside a transaction, for its checked inputs. Returns
     the Payment, or NEEDS_ORM_PATH (having locked only the wallet) when a cashback
-    program is active."""
+    program is active.
+
+    Writes nothing before its last check (post_entry's own savepoint covers the
+    ledger's writes), so pay() runs it without a savepoint of its own: keep
+    every refusal before the first write."""
     rows = fetch(_LOCK_WALLET_SQL, {"wallet": wallet.pk})
     if not rows:
         raise errors.InvalidRequest("No such wallet.", field="wallet")

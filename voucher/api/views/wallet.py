@@ -29,7 +29,7 @@ from voucher.api.serializers import (
     WalletQuerySerializer,
     WalletSerializer,
 )
-from voucher.api.views.common import body, merchant_ref, payment_data, payment_queryset, query
+from voucher.api.views.common import body, merchant_ref, payment_data, payment_queryset, query, render_payment
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import Merchant, Wallet
@@ -167,7 +167,7 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
                 raise Http404 from None
         # A payment just made has its merchant, entry, lots and refunds in memory already; a replay fetches them.
         prefetch_related_objects([payment], "lots", "refunds__entry")
-        return Response(PaymentSerializer(payment_data(payment)).data, status=status.HTTP_201_CREATED)
+        return Response(render_payment(payment), status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["wallet"])
