@@ -10,9 +10,11 @@ of a dozen (building the ORM's queries cost more than running them).
 3. post the entry (bank.services.post_entry, which locks and writes the ledger);
 4. insert the Payment and its PaymentLot rows.
 
-Statement 2 must come after statement 1: a statement reads one snapshot, taken
-when it starts, so the payments and lots another transaction committed while
-we waited for the wallet lock are only visible to the next statement.
+Statement 2 must be a statement of its own, after statement 1: a statement
+reads one snapshot, taken when it starts, so the payments and lots another
+transaction committed while we waited for the wallet lock are only visible to
+the next statement. The two are sent together in one round trip (the second
+does not need the first's rows), and PostgreSQL runs them in order.
 
 A payment that could earn cashback (any active cashback program) takes the ORM
 path instead: it locks programs, reads rules and caps, and may open a lot, and
@@ -25,7 +27,7 @@ from django.utils import timezone
 
 from bank import errors as bank_errors
 from bank.models import Account
-from bank.prepared import Columns, fetch
+from bank.prepared import Columns, fetch, fetch_together
 from bank.services import post_entry
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
@@ -128,23 +130,26 @@ def pay_fast(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key
     Writes nothing before its last check (post_entry's own savepoint covers the
     ledger's writes), so pay() runs it without a savepoint of its own: keep
     every refusal before the first write."""
-    rows = fetch(_LOCK_WALLET_SQL, {"wallet": wallet.pk})
-    if not rows:
-        raise errors.InvalidRequest("No such wallet.", field="wallet")
-    wallet = _WALLET.build(rows[0])
     day = seoul_today()
     day_start, day_end = day_bounds(day)
-    rows = fetch(
-        _READ_AND_LOCK_SQL,
-        {
-            "wallet": wallet.pk,
-            "key": idempotency_key,
-            "merchant": merchant.pk,
-            "day": day,
-            "day_start": day_start,
-            "day_end": day_end,
-        },
+    # Sent together, run one after the other: the second reads after the wallet lock (see above).
+    wallet_rows, rows = fetch_together(
+        (_LOCK_WALLET_SQL, {"wallet": wallet.pk}),
+        (
+            _READ_AND_LOCK_SQL,
+            {
+                "wallet": wallet.pk,
+                "key": idempotency_key,
+                "merchant": merchant.pk,
+                "day": day,
+                "day_start": day_start,
+                "day_end": day_end,
+            },
+        ),
     )
+    if not wallet_rows:
+        raise errors.InvalidRequest("No such wallet.", field="wallet")
+    wallet = _WALLET.build(wallet_rows[0])
     earlier_id, paused, cashback, spent, merchant_found = rows[0][:5]
     head = rows[0][:_HEAD_WIDTH]
     if not merchant_found:
