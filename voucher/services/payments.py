@@ -2,7 +2,8 @@
 merchant paying a supplier with the tokens it holds. One ledger entry each.
 
 `pay` checks and locks; `_cashback` and `_record_lots` only compute and write
-and must run under those locks.
+and must run under those locks. On PostgreSQL a payment without cashback takes
+the plain-SQL path of payments_postgresql, with the same checks in the same order.
 """
 
 from contextlib import nullcontext
