@@ -1,6 +1,7 @@
 """A payment's hot path on PostgreSQL, in plain SQL: the same checks in the same
-order as voucher.services.payments.pay's ORM path, in four statements instead
-of a dozen (building the ORM's queries cost more than running them).
+order as voucher.services.payments.pay's ORM path, in three round trips of its
+own plus the ledger's, instead of a dozen queries (building the ORM's queries
+cost more than running them).
 
 1. lock the wallet row;
 2. after that lock, in one snapshot: the merchant, the pause flag, the limits of
