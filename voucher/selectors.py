@@ -6,8 +6,10 @@ Balances come from the ledger accounts behind the lots, never from a copy.
 from dataclasses import dataclass
 from datetime import date
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from rest_framework.authtoken.models import Token
 
 from bank.models import DeviceKey, JournalEntry, Party, Posting
 from bank.prepared import Columns, fetch
@@ -37,13 +39,44 @@ def wallet_of_user(user, *, device_id: int | None = None) -> tuple[Wallet | None
     return wallet, (_DEVICE.build(device_row) if device_row[0] is not None else None)
 
 
+def token_login_with_wallet(key: str, *, device_id: int | None = None) -> tuple | None:
+    """PostgreSQL only: the API token `key` with its user, and that user's wallet and
+    device key as wallet_of_user reads them, in one prepared statement; None when
+    no token has this key. Returns (token, wallet or None, device or None)."""
+    rows = fetch(_TOKEN_LOGIN_SQL, {"key": key, "device": device_id})
+    if not rows:
+        return None
+    row, start = rows[0], 0
+    built = []
+    for columns in (_TOKEN, _USER, _WALLET, _PARTY, _DEVICE):
+        values = row[start : start + len(columns)]
+        start += len(columns)
+        built.append(columns.build(values) if values[0] is not None else None)
+    token, token.user, wallet, owner, device = built
+    if wallet is not None:
+        wallet.owner = owner
+    return token, wallet, device
+
+
 _WALLET, _PARTY, _DEVICE = Columns(Wallet), Columns(Party), Columns(DeviceKey)
+_TOKEN, _USER = Columns(Token), Columns(get_user_model())
+_SIGNING_KEY = f"""LEFT JOIN bank_devicekey AS d
+    ON d.id = %(device)s AND d.party_id = w.owner_id AND d.status = '{DeviceKey.Status.ACTIVE.value}'"""
 _WALLET_OF_USER_SQL = f"""
 SELECT {_WALLET.select("w")}, {_PARTY.select("p")}, {_DEVICE.select("d")}
 FROM voucher_wallet AS w
 JOIN bank_party AS p ON p.id = w.owner_id
-LEFT JOIN bank_devicekey AS d ON d.id = %(device)s AND d.party_id = w.owner_id AND d.status = '{DeviceKey.Status.ACTIVE.value}'
+{_SIGNING_KEY}
 WHERE w.user_id = %(user)s
+"""
+_TOKEN_LOGIN_SQL = f"""
+SELECT {_TOKEN.select("t")}, {_USER.select("u")}, {_WALLET.select("w")}, {_PARTY.select("p")}, {_DEVICE.select("d")}
+FROM {Token._meta.db_table} AS t
+JOIN {get_user_model()._meta.db_table} AS u ON u.id = t.user_id
+LEFT JOIN voucher_wallet AS w ON w.user_id = u.id
+LEFT JOIN bank_party AS p ON p.id = w.owner_id
+{_SIGNING_KEY}
+WHERE t.key = %(key)s
 """
 
 
