@@ -6,13 +6,78 @@ Balances come from the ledger accounts behind the lots, never from a copy.
 from dataclasses import dataclass
 from datetime import date
 
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from rest_framework.authtoken.models import Token
 
-from bank.models import JournalEntry, Posting
+from bank.models import DeviceKey, JournalEntry, Party, Posting
+from bank.prepared import Columns, fetch
 from voucher.clock import day_bounds, seoul_today
 from voucher.models import Benefit, Lot, Merchant, Payment, VoucherProgram, Wallet
 from voucher.services.benefits import person_room, rule_on, usage
 from voucher.services.lots import eligible_at, live_lots, spend_order
+
+
+def wallet_of_user(user, *, device_id: int | None = None) -> tuple[Wallet | None, DeviceKey | None]:
+    """The user's wallet with its owner fetched, and the owner's active device key
+    `device_id` when asked for and there is one: a signed request's signer,
+    read with the wallet (on PostgreSQL in one prepared statement)."""
+    if connection.vendor != "postgresql":
+        wallet = Wallet.objects.select_related("owner").filter(user=user).first()
+        device = None
+        if wallet is not None and device_id is not None:
+            device = DeviceKey.objects.filter(pk=device_id, party=wallet.owner, status=DeviceKey.Status.ACTIVE).first()
+        return wallet, device
+    rows = fetch(_WALLET_OF_USER_SQL, {"user": user.pk, "device": device_id})
+    if not rows:
+        return None, None
+    row = rows[0]
+    wallet = _WALLET.build(row[: len(_WALLET)])
+    wallet.owner = _PARTY.build(row[len(_WALLET) : len(_WALLET) + len(_PARTY)])
+    device_row = row[len(_WALLET) + len(_PARTY) :]
+    return wallet, (_DEVICE.build(device_row) if device_row[0] is not None else None)
+
+
+def token_login_with_wallet(key: str, *, device_id: int | None = None) -> tuple | None:
+    """PostgreSQL only: the API token `key` with its user, and that user's wallet and
+    device key as wallet_of_user reads them, in one prepared statement; None when
+    no token has this key. Returns (token, wallet or None, device or None)."""
+    rows = fetch(_TOKEN_LOGIN_SQL, {"key": key, "device": device_id})
+    if not rows:
+        return None
+    row, start = rows[0], 0
+    built = []
+    for columns in (_TOKEN, _USER, _WALLET, _PARTY, _DEVICE):
+        values = row[start : start + len(columns)]
+        start += len(columns)
+        built.append(columns.build(values) if values[0] is not None else None)
+    token, token.user, wallet, owner, device = built
+    if wallet is not None:
+        wallet.owner = owner
+    return token, wallet, device
+
+
+_WALLET, _PARTY, _DEVICE = Columns(Wallet), Columns(Party), Columns(DeviceKey)
+_TOKEN, _USER = Columns(Token), Columns(get_user_model())
+_SIGNING_KEY = f"""LEFT JOIN bank_devicekey AS d
+    ON d.id = %(device)s AND d.party_id = w.owner_id AND d.status = '{DeviceKey.Status.ACTIVE.value}'"""
+_WALLET_OF_USER_SQL = f"""
+SELECT {_WALLET.select("w")}, {_PARTY.select("p")}, {_DEVICE.select("d")}
+FROM voucher_wallet AS w
+JOIN bank_party AS p ON p.id = w.owner_id
+{_SIGNING_KEY}
+WHERE w.user_id = %(user)s
+"""
+_TOKEN_LOGIN_SQL = f"""
+SELECT {_TOKEN.select("t")}, {_USER.select("u")}, {_WALLET.select("w")}, {_PARTY.select("p")}, {_DEVICE.select("d")}
+FROM {Token._meta.db_table} AS t
+JOIN {get_user_model()._meta.db_table} AS u ON u.id = t.user_id
+LEFT JOIN voucher_wallet AS w ON w.user_id = u.id
+LEFT JOIN bank_party AS p ON p.id = w.owner_id
+{_SIGNING_KEY}
+WHERE t.key = %(key)s
+"""
 
 
 def wallet_balance(wallet: Wallet) -> int:

@@ -13,12 +13,14 @@ later writer of the stored response yields to the first.
 
 import hashlib
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse
+from django.utils import timezone
 from rest_framework.response import Response
 
 from bank import errors
 from bank.models import StoredResponse
+from bank.prepared import fetch
 from bank.services.unique_insert import insert_unique
 
 HEADER = "Idempotency-Key"
@@ -54,18 +56,24 @@ class IdempotentPostMixin:
         self.authorize_request(request)
         self.idempotency_key = key
         self._fingerprint = _fingerprint(request)
-        stored = StoredResponse.objects.filter(user=request.user, key=key).first()
+        stored = self.stored_response_or_first_attempt(request)
         if stored is not None:
             if stored.fingerprint != self._fingerprint:
                 raise errors.IdempotencyKeyReused()
             raise _Replay(stored)
-        self.before_first_attempt(request)
 
     def authorize_request(self, request) -> None:
         """Runs before the replay check (e.g. checking a signature)."""
 
     def before_first_attempt(self, request) -> None:
         """Runs once per key, after the replay check (e.g. consuming a signed nonce)."""
+
+    def stored_response_or_first_attempt(self, request) -> StoredResponse | None:
+        """The answer stored under this request's key, or None after before_first_attempt ran."""
+        stored = StoredResponse.objects.filter(user=request.user, key=self.idempotency_key).first()
+        if stored is None:
+            self.before_first_attempt(request)
+        return stored
 
     def service_key(self) -> str:
         """The key handed to the service: scoped to the user, so users' keys never collide."""
@@ -84,21 +92,37 @@ class IdempotentPostMixin:
         fresh = isinstance(response, Response)  # a replay is a plain HttpResponse of stored bytes
         if fresh and request.method == "POST" and self.idempotency_key and _is_decided(response):
             response.render()
-            try:
-                insert_unique(
-                    StoredResponse,
-                    user=request.user,
-                    key=self.idempotency_key,
-                    fingerprint=self._fingerprint,
-                    status_code=response.status_code,
-                    content_type=response["Content-Type"],
-                    body=response.content,
-                )
-            except IntegrityError:
+            first = _store_answer(request.user, self.idempotency_key, self._fingerprint, response)
+            if first is not None:
                 # A concurrent retry stored its answer first; answer with the same bytes.
-                stored = StoredResponse.objects.get(user=request.user, key=self.idempotency_key)
-                return HttpResponse(bytes(stored.body), status=stored.status_code, content_type=stored.content_type)
+                return HttpResponse(bytes(first.body), status=first.status_code, content_type=first.content_type)
         return response
+
+
+_STORE_SQL = """
+INSERT INTO bank_storedresponse (user_id, key, fingerprint, status_code, content_type, body, created_at)
+VALUES (%(user)s, %(key)s, %(fingerprint)s, %(status_code)s, %(content_type)s, %(body)s, %(now)s)
+ON CONFLICT (user_id, key) DO NOTHING
+RETURNING id
+"""
+
+
+def _store_answer(user, key: str, fingerprint: str, response) -> StoredResponse | None:
+    """Store the response as the key's answer; or, when another request stored
+    one first, return that one."""
+    fields = {"fingerprint": fingerprint, "status_code": response.status_code, "body": response.content}
+    fields["content_type"] = response["Content-Type"]
+    if connection.vendor == "postgresql":
+        # ON CONFLICT instead of catching the duplicate: one round trip, no savepoint.
+        if fetch(_STORE_SQL, {"user": user.pk, "key": key, "now": timezone.now(), **fields}):
+            return None
+    else:
+        try:
+            insert_unique(StoredResponse, user=user, key=key, **fields)
+            return None
+        except IntegrityError:
+            pass
+    return StoredResponse.objects.get(user=user, key=key)
 
 
 def _fingerprint(request) -> str:

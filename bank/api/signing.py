@@ -12,8 +12,9 @@ from bank import services
 from bank.api.idempotency import IdempotentPostMixin
 from bank.models import Party
 
+DEVICE_HEADER = "X-Device-Key"
 HEADERS = {
-    "device_id": "X-Device-Key",
+    "device_id": DEVICE_HEADER,
     "nonce": "X-Nonce",
     "timestamp": "X-Timestamp",
     "signature_hex": "X-Signature",
@@ -28,9 +29,15 @@ class SignedPostMixin(IdempotentPostMixin):
     def signing_party(self, request) -> Party:
         raise NotImplementedError
 
+    def signing_device(self, request):
+        """The device key X-Device-Key names, if the view read it already with the
+        signing party (check_signature uses it only if it is that party's active key)."""
+        return None
+
     def authorize_request(self, request) -> None:
         values = {name: request.headers.get(header, "") for name, header in HEADERS.items()}
         self.device = services.check_signature(
+            device=self.signing_device(request),
             party=self.signing_party(request),
             method=request.method,
             path=request.get_full_path(),
@@ -40,3 +47,10 @@ class SignedPostMixin(IdempotentPostMixin):
 
     def before_first_attempt(self, request) -> None:
         services.consume_nonce(device=self.device, nonce=request.headers[HEADERS["nonce"]])
+
+    def stored_response_or_first_attempt(self, request):
+        # The replay lookup and before_first_attempt's consuming of the nonce, in
+        # one round trip on PostgreSQL.
+        return services.stored_response_or_consume_nonce(
+            user=request.user, key=self.idempotency_key, device=self.device, nonce=request.headers[HEADERS["nonce"]]
+        )

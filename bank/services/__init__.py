@@ -28,6 +28,7 @@ from bank.services.identity import (
     has_active_device,
     register_device_key,
     revoke_device_key,
+    stored_response_or_consume_nonce,
 )
 from bank.services.posting import (
     EntryRequest,
@@ -64,6 +65,7 @@ __all__ = [
     "has_active_device",
     "register_device_key",
     "revoke_device_key",
+    "stored_response_or_consume_nonce",
     "expire_holds",
     "generate_validator",
     "lock_account_rows",

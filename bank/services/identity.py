@@ -8,11 +8,12 @@ a request that failed for another reason can be retried with a new nonce.
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from bank import errors, identity
-from bank.models import DeviceKey, Party, UsedNonce
+from bank.models import DeviceKey, Party, StoredResponse, UsedNonce
+from bank.prepared import fetch
 from bank.services.audit import record_audit
 from bank.services.unique_insert import insert_unique
 
@@ -78,12 +79,31 @@ def revoke_device_key(*, actor, device: DeviceKey, reason: str) -> DeviceKey:
 
 
 def check_signature(
-    *, party: Party, device_id, method: str, path: str, body: bytes, nonce: str, timestamp, signature_hex: str
+    *,
+    party: Party,
+    device_id,
+    method: str,
+    path: str,
+    body: bytes,
+    nonce: str,
+    timestamp,
+    signature_hex: str,
+    device: DeviceKey | None = None,
 ) -> DeviceKey:
-    """Check a request's signature without consuming its nonce (see consume_nonce)."""
+    """Check a request's signature without consuming its nonce (see consume_nonce).
+
+    `device` is the key `device_id` names when the caller has read it already
+    (with the party's other rows); it is used only if it is that party's active key."""
     if not all([device_id, nonce, timestamp, signature_hex]):
         raise errors.SignatureMissing()
-    device = DeviceKey.objects.filter(pk=_as_int(device_id), party=party, status=DeviceKey.Status.ACTIVE).first()
+    wanted = _as_int(device_id)
+    if not (
+        device is not None
+        and device.pk == wanted
+        and device.party_id == party.pk
+        and device.status == DeviceKey.Status.ACTIVE
+    ):
+        device = DeviceKey.objects.filter(pk=wanted, party=party, status=DeviceKey.Status.ACTIVE).first()
     if device is None:
         raise errors.DeviceKeyUnknown(device=str(device_id))
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:
@@ -113,10 +133,64 @@ def check_signature(
 def consume_nonce(*, device: DeviceKey, nonce: str) -> None:
     """Mark the nonce used; a second use raises NonceReplayed. Call inside the
     transaction that does the request's work, so a failed request frees it."""
+    if connection.vendor == "postgresql":
+        # ON CONFLICT instead of catching the duplicate: one round trip, no savepoint.
+        if not fetch(_CONSUME_NONCE_SQL, {"device": device.pk, "nonce": nonce, "now": timezone.now()}):
+            raise errors.NonceReplayed()
+        return
     try:
         insert_unique(UsedNonce, device=device, nonce=nonce, used_at=timezone.now())
     except IntegrityError:
         raise errors.NonceReplayed()
+
+
+def stored_response_or_consume_nonce(*, user, key: str, device: DeviceKey, nonce: str) -> StoredResponse | None:
+    """The API's stored answer to `user`'s Idempotency-Key `key`, if there is one
+    (a retry: its nonce was consumed by the first attempt); otherwise consume the
+    nonce (consume_nonce) and return None. One statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        stored = StoredResponse.objects.filter(user=user, key=key).first()
+        if stored is None:
+            consume_nonce(device=device, nonce=nonce)
+        return stored
+    rows = fetch(
+        _STORED_OR_CONSUME_SQL,
+        {"user": user.pk, "key": key, "device": device.pk, "nonce": nonce, "now": timezone.now()},
+    )
+    if not rows:
+        raise errors.NonceReplayed()
+    stored_id, fingerprint, status_code, content_type, body, consumed = rows[0]
+    if consumed:
+        return None
+    return StoredResponse(
+        id=stored_id,
+        user=user,
+        key=key,
+        fingerprint=fingerprint,
+        status_code=status_code,
+        content_type=content_type,
+        body=bytes(body),
+    )
+
+
+_INSERT_NONCE = """
+    INSERT INTO bank_usednonce (device_id, nonce, used_at) SELECT %(device)s, %(nonce)s, %(now)s {condition}
+    ON CONFLICT (device_id, nonce) DO NOTHING
+    RETURNING id
+"""
+_CONSUME_NONCE_SQL = _INSERT_NONCE.format(condition="")
+# A data-modifying WITH runs once whatever the outer query reads; its NOT EXISTS
+# keeps a retry (stored answer) from consuming anything. No row comes back when
+# the key is new and the nonce was used before.
+_STORED_OR_CONSUME_SQL = f"""
+WITH stored AS (
+    SELECT id, fingerprint, status_code, content_type, body FROM bank_storedresponse
+    WHERE user_id = %(user)s AND key = %(key)s
+), consumed AS ({_INSERT_NONCE.format(condition="WHERE NOT EXISTS (SELECT 1 FROM stored)")})
+SELECT id, fingerprint, status_code, content_type, body, false FROM stored
+UNION ALL
+SELECT id, NULL, NULL, NULL, NULL, true FROM consumed
+"""
 
 
 def forget_old_nonces(*, now=None) -> int:

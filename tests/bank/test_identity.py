@@ -8,8 +8,9 @@ import pytest
 from py_ecc.secp256k1 import secp256k1 as reference
 
 from bank import errors, identity, services
-from bank.models import DeviceKey, UsedNonce
+from bank.models import DeviceKey, StoredResponse, UsedNonce
 from tests.factories import PartyFactory
+from tests.factories.voucher import UserFactory
 
 SECRET = bytes.fromhex("1f" * 32)
 BODY = b'{"amount":1000,"merchant":7}'
@@ -25,8 +26,10 @@ def _signed(secret=SECRET, *, body=BODY, nonce="nonce-0001", timestamp=None, pat
     }
 
 
-def _check(device, party, *, body=BODY, path="/api/v1/pay", **signed):
-    return services.check_signature(party=party, device_id=device.pk, method="POST", path=path, body=body, **signed)
+def _check(device, party, *, body=BODY, path="/api/v1/pay", read=None, **signed):
+    return services.check_signature(
+        party=party, device_id=device.pk, method="POST", path=path, body=body, device=read, **signed
+    )
 
 
 @pytest.fixture
@@ -125,6 +128,42 @@ def test_a_nonce_is_consumed_once(citizen_device):
     services.consume_nonce(device=device, nonce="nonce-0001")
     with pytest.raises(errors.NonceReplayed):
         services.consume_nonce(device=device, nonce="nonce-0001")
+    assert UsedNonce.objects.count() == 1
+
+
+def test_a_device_read_beforehand_signs_only_for_its_own_party_while_active(citizen_device):
+    party, device = citizen_device
+    other = services.register_device_key(
+        party=PartyFactory(), public_key=coincurve.PrivateKey(bytes.fromhex("2e" * 32)).public_key.format()
+    )
+    # given the party's own active key, read by the caller: accepted
+    assert _check(device, party, read=device, **_signed()) == device
+    # another party's key handed in for this party's id is not trusted: the party's key is looked up
+    assert _check(device, party, read=other, **_signed(nonce="nonce-0002")) == device
+    # a key handed in for another party is refused, as the lookup would refuse it
+    with pytest.raises(errors.DeviceKeyUnknown):
+        _check(device, PartyFactory(), read=device, **_signed(nonce="nonce-0003"))
+    # a revoked key, as read now, signs nothing
+    services.revoke_device_key(actor=None, device=device, reason="phone lost")
+    with pytest.raises(errors.DeviceKeyUnknown):
+        _check(device, party, read=DeviceKey.objects.get(pk=device.pk), **_signed(nonce="nonce-0004"))
+
+
+def test_a_stored_answer_is_found_without_using_the_nonce_and_a_new_key_uses_it_once(citizen_device):
+    _, device = citizen_device
+    user = UserFactory()
+    # a new key: nothing stored, the nonce is consumed
+    assert services.stored_response_or_consume_nonce(user=user, key="k1", device=device, nonce="nonce-0001") is None
+    assert UsedNonce.objects.filter(device=device, nonce="nonce-0001").count() == 1
+    StoredResponse.objects.create(
+        user=user, key="k1", fingerprint="f" * 64, status_code=201, content_type="application/json", body=b"{}"
+    )
+    # the retry under the key finds the answer, and its (used) nonce is no obstacle
+    stored = services.stored_response_or_consume_nonce(user=user, key="k1", device=device, nonce="nonce-0001")
+    assert (stored.status_code, bytes(stored.body), stored.fingerprint) == (201, b"{}", "f" * 64)
+    # the same signed request under a new key is a replay
+    with pytest.raises(errors.NonceReplayed):
+        services.stored_response_or_consume_nonce(user=user, key="k2", device=device, nonce="nonce-0001")
     assert UsedNonce.objects.count() == 1
 
 

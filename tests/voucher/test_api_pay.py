@@ -3,6 +3,8 @@
 from datetime import date
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from bank.models import StoredResponse
 from tests.factories.api import citizen_app, merchant_app
@@ -42,6 +44,51 @@ def test_a_citizen_pays_a_merchant_by_id_from_eligible_lots(db):
     assert wallet_balance(app.wallet) == 3_000
     assert natural(shop.token_account) == 12_000
     assert_ledger_ok()
+
+
+def test_the_answer_to_a_payment_is_what_reading_it_back_shows(db):
+    app, shop = citizen_app(10_000), merchant()
+    grant_lot(app.wallet, 5_000, valid_days=30)
+    paid = app.post(PAY, {"merchant": shop.pk, "amount": 12_000, "reference": "table 4"})
+    assert paid.status_code == 201
+    read = app.get(f"{PAY}{paid.json()['id']}/")
+    assert read.status_code == 200
+    assert read.json() == paid.json()
+    assert len(paid.json()["lots"]) == 2 and paid.json()["refunds"] == []
+
+
+@pytest.mark.postgres
+def test_a_signed_payment_makes_six_statements_besides_the_ledgers_own(db):
+    """Pinned: the hot path's round trips (docs/BENCHMARKS.md). The posting service's
+    two statements run on the connection directly and are not in Django's log."""
+    app, shop = citizen_app(10_000), merchant()
+    app.post(PAY, {"merchant": shop.pk, "amount": 1_000})  # the first request prepares the statements
+    with CaptureQueriesContext(connection) as queries:
+        response = app.post(PAY, {"merchant": shop.pk, "amount": 1_000})
+    assert response.status_code == 201
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    # the token with its user, wallet and signing key; the replay check with the nonce;
+    # the wallet lock; the payment's reads and account locks; its rows; the stored answer
+    assert len(statements) == 6, statements
+
+
+@pytest.mark.parametrize("credentials", ["Token not-a-token", "Token", "Token a b", "deactivated"])
+def test_a_payment_with_a_bad_login_is_refused_as_every_endpoint_refuses_it(db, credentials):
+    # given a wrong token, a malformed header, or the token of a deactivated login
+    app, shop = citizen_app(10_000), merchant()
+    if credentials == "deactivated":
+        app.user.is_active = False
+        app.user.save(update_fields=["is_active"])
+    else:
+        app.client.credentials(HTTP_AUTHORIZATION=credentials)
+    # when paying, and when asking who I am (plain DRF token authentication)
+    paid = app.post(PAY, {"merchant": shop.pk, "amount": 1_000})
+    me = app.client.get("/api/v1/auth/me/")
+    # then both refuse alike, and nothing is paid
+    assert paid.status_code == me.status_code == 401
+    assert paid.json() == me.json()
+    assert paid.json()["error"]["code"] == "authentication_failed"
+    assert Payment.objects.count() == 0
 
 
 def _frozen_wallet(app, shop):

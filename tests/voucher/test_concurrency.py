@@ -1,6 +1,7 @@
 """Real races on PostgreSQL: threads started together at a barrier, each with its own connection."""
 
 from collections import Counter
+from datetime import date
 
 import pytest
 
@@ -8,7 +9,7 @@ from bank.models import JournalEntry
 from tests.factories.voucher import citizen, grant_lot, merchant, program, wallet_with_tokens
 from tests.voucher.support import after_days, assert_ledger_ok, natural, race
 from voucher import services
-from voucher.models import Benefit, Lot, Payment, VoucherProgram
+from voucher.models import Benefit, Lot, Payment, VoucherProgram, WalletLimitRule
 from voucher.selectors import wallet_balance
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -26,6 +27,42 @@ def test_thirty_concurrent_payments_of_1000_from_10000_exactly_ten_succeed():
     assert counts == {"paid": 10, "insufficient_eligible_balance": 20}, outcomes
     assert wallet_balance(wallet) == 0 and natural(shop.token_account) == 10_000
     assert Payment.objects.count() == 10
+    assert_ledger_ok()
+
+
+def test_concurrent_payments_of_one_wallet_never_pass_the_daily_limit_together():
+    # given a daily limit of 2,500 won and plenty of tokens
+    WalletLimitRule.objects.create(
+        effective_from=date(2020, 1, 1),
+        named_max_balance=2_000_000,
+        anonymous_max_balance=500_000,
+        per_payment_limit=100_000,
+        daily_payment_limit=2_500,
+        redeem_min_used_percent=60,
+        plain_lot_valid_days=1825,
+    )
+    wallet, shop = wallet_with_tokens(10_000), merchant()
+    # when six payments of 1,000 race: each one alone is within the limit
+    outcomes = race(
+        [
+            lambda i=i: services.pay(wallet=wallet, merchant=shop, amount=1_000, idempotency_key=f"p{i}")
+            for i in range(6)
+        ]
+    )
+    # then only two fit in the day: each payment counts the ones committed before it
+    counts = Counter(o if isinstance(o, str) else "paid" for o in outcomes)
+    assert counts == {"paid": 2, "over_daily_limit": 4}, outcomes
+    assert wallet_balance(wallet) == 8_000
+    assert_ledger_ok()
+
+
+def test_concurrent_retries_of_one_payment_pay_once_and_all_answer_with_it():
+    wallet, shop = wallet_with_tokens(10_000), merchant()
+    outcomes = race(
+        [lambda: services.pay(wallet=wallet, merchant=shop, amount=1_000, idempotency_key="same") for _ in range(8)]
+    )
+    assert {payment.pk for payment in outcomes} == {Payment.objects.get().pk}, outcomes
+    assert wallet_balance(wallet) == 9_000
     assert_ledger_ok()
 
 

@@ -8,7 +8,7 @@ from bank.services import set_account_status
 from tests.factories.voucher import citizen, grant_lot, merchant, program, staff, wallet_with_tokens
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural
 from voucher import errors, services
-from voucher.models import Lot, Payment, VoucherProgram, WalletLimitRule
+from voucher.models import Lot, Merchant, Payment, VoucherProgram, WalletLimitRule
 from voucher.selectors import benefits_this_month, lots_of, spendable_at, wallet_balance
 
 TIERS_2026 = [(1_000_000_000, 1000), (3_000_000_000, 800)]
@@ -142,6 +142,28 @@ def test_a_retried_payment_returns_the_first_and_a_changed_one_conflicts(db):
     assert wallet_balance(wallet) == 9_000
 
 
+def test_paying_a_merchant_that_does_not_exist_is_refused_before_anything_else(db):
+    # given a wallet whose earlier payment under the same key would otherwise be replayed
+    wallet, shop = wallet_with_tokens(10_000), merchant()
+    services.pay(wallet=wallet, merchant=shop, amount=1_000, idempotency_key="p")
+    before = ledger_size()
+    # when the merchant named by id does not exist
+    with pytest.raises(Merchant.DoesNotExist):
+        services.pay(wallet=wallet, merchant=Merchant(pk=shop.pk + 1000), amount=1_000, idempotency_key="p")
+    # then nothing was written
+    assert ledger_size() == before and Payment.objects.count() == 1
+
+
+def test_a_merchant_given_by_id_only_is_paid_like_a_loaded_one(db):
+    wallet, shop = wallet_with_tokens(10_000), merchant()
+    payment = services.pay(wallet=wallet, merchant=Merchant(pk=shop.pk), amount=2_500, idempotency_key="p")
+    assert (payment.merchant.name, payment.amount) == (shop.name, 2_500)
+    assert natural(shop.token_account) == 2_500 and wallet_balance(wallet) == 7_500
+    assert [(row.lot_id, row.amount) for row in Payment.objects.get().lots.all()] == [
+        (row.lot_id, row.amount) for row in payment.lots.all()
+    ]
+
+
 def _cashback_program(**fields):
     return program(
         kind=VoucherProgram.Kind.CASHBACK,
@@ -168,6 +190,18 @@ def test_cashback_follows_the_merchants_revenue_tier(db, category, revenue, cash
     )
     assert payment.cashback_amount == cashback
     assert wallet_balance(wallet) == cashback
+    assert_ledger_ok()
+
+
+def test_an_active_cashback_program_that_does_not_cover_the_merchant_pays_no_cashback(db):
+    # given cashback for grocers only
+    _cashback_program(eligible_categories=["grocery"])
+    wallet = wallet_with_tokens(100_000)
+    # when paying at a restaurant
+    payment = services.pay(wallet=wallet, merchant=merchant(category="restaurant"), amount=40_000, idempotency_key="p")
+    # then the payment goes through, without cashback
+    assert payment.cashback_amount == 0
+    assert wallet_balance(wallet) == 60_000
     assert_ledger_ok()
 
 

@@ -1,9 +1,21 @@
 from datetime import date
 
+import pytest
+from rest_framework.authtoken.models import Token
+
+from bank import services as bank_services
+from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import citizen, grant_lot, merchant, program, wallet_with_tokens
 from voucher import services
 from voucher.models import VoucherProgram
-from voucher.selectors import benefits_this_month, lots_of, spendable_at, wallet_balance
+from voucher.selectors import (
+    benefits_this_month,
+    lots_of,
+    spendable_at,
+    token_login_with_wallet,
+    wallet_balance,
+    wallet_of_user,
+)
 
 
 def test_a_wallet_shows_its_total_its_lots_and_what_a_merchant_accepts(db):
@@ -34,3 +46,32 @@ def test_benefits_this_month_shows_caps_used_and_left(db):
     assert summary["benefit_used"] == 20_000 and summary["benefit_left"] == 10_000
     assert summary["base_used"] == 200_000 and summary["base_left"] == 300_000
     assert summary["budget_left"] == cashback.budget - 20_000
+
+
+def test_the_wallet_of_a_login_comes_with_its_owners_active_signing_key_only(db):
+    app, other = citizen_app(10_000), citizen_app(10_000)
+    wallet, device = wallet_of_user(app.user, device_id=app.device.pk)
+    assert (wallet.pk, wallet.owner.pk, device.pk) == (app.wallet.pk, app.wallet.owner_id, app.device.pk)
+    assert wallet_of_user(app.user, device_id=other.device.pk) == (wallet, None)  # someone else's key
+    assert wallet_of_user(app.user)[1] is None
+    bank_services.revoke_device_key(actor=None, device=app.device, reason="phone lost")
+    assert wallet_of_user(app.user, device_id=app.device.pk)[1] is None
+    assert wallet_of_user(merchant_app().user) == (None, None)
+
+
+@pytest.mark.postgres
+def test_a_token_login_comes_with_the_wallet_and_signing_key_in_one_read(db):
+    app, till = citizen_app(10_000), merchant_app()
+    key = Token.objects.get(user=app.user).key
+    token, wallet, device = token_login_with_wallet(key, device_id=app.device.pk)
+    assert (token.key, token.user.username, wallet.pk, wallet.owner.pk, device.pk) == (
+        key,
+        app.user.username,
+        app.wallet.pk,
+        app.wallet.owner_id,
+        app.device.pk,
+    )
+    assert token_login_with_wallet(key)[1:] == (wallet, None)
+    merchant_token, no_wallet, no_device = token_login_with_wallet(Token.objects.get(user=till.user).key)
+    assert (merchant_token.user.pk, no_wallet, no_device) == (till.user.pk, None, None)
+    assert token_login_with_wallet("no-such-token") is None

@@ -7,21 +7,60 @@ else's id is simply not found (404), never forbidden (403).
 
 import hashlib
 
+from django.db import connection
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.settings import api_settings
 
-from bank.api.signing import SignedPostMixin
+from bank.api.signing import DEVICE_HEADER, SignedPostMixin
+from voucher import selectors
 from voucher.models import MerchantMember, Wallet
 from voucher.services.common import MAX_KEY_LENGTH
 
 
 def wallet_of(request) -> Wallet | None:
-    """The asker's wallet (cached on the request), or None."""
+    """The asker's wallet with its owner (cached on the request), or None.
+
+    A signed POST's device key (X-Device-Key) is read in the same query when it
+    is one of the owner's active keys, for WalletSignedPostMixin.signing_device."""
+    user = request.user  # logging in with WalletTokenAuthentication fills the cache
     if not hasattr(request, "_voucher_wallet"):
-        user = request.user
-        request._voucher_wallet = (
-            Wallet.objects.select_related("owner").filter(user=user).first() if user.is_authenticated else None
-        )
+        wallet = device = None
+        if user.is_authenticated:
+            wallet, device = selectors.wallet_of_user(user, device_id=_signing_device_id(request))
+        request._voucher_wallet, request._voucher_device = wallet, device
     return request._voucher_wallet
+
+
+def _signing_device_id(request) -> int | None:
+    """X-Device-Key of a POST, as a bigint id; None for anything the database
+    could not compare with one (check_signature then refuses it itself)."""
+    value = request.headers.get(DEVICE_HEADER, "") if request.method == "POST" else ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+class WalletTokenAuthentication(TokenAuthentication):
+    """DRF's TokenAuthentication (the same header rules, the same refusals) that on
+    PostgreSQL also reads what wallet_of() needs, in the token's statement: one
+    round trip instead of two on every wallet request that is signed."""
+
+    def authenticate(self, request):
+        self._request = request  # authenticators are made per request (APIView.get_authenticators)
+        return super().authenticate(request)
+
+    def authenticate_credentials(self, key):
+        if connection.vendor != "postgresql":
+            return super().authenticate_credentials(key)
+        found = selectors.token_login_with_wallet(key, device_id=_signing_device_id(self._request))
+        if found is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        token, wallet, device = found
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        self._request._voucher_wallet, self._request._voucher_device = wallet, device
+        return token.user, token
 
 
 def membership_of(request) -> MerchantMember | None:
@@ -70,9 +109,18 @@ class WalletSignedPostMixin(VoucherSignedPostMixin):
     """Signed by a device key of the wallet's owner."""
 
     permission_classes = [IsWalletHolder]
+    # The project's authentication classes, with the token's lookup also reading the wallet.
+    authentication_classes = [
+        WalletTokenAuthentication if cls is TokenAuthentication else cls
+        for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    ]
 
     def signing_party(self, request):
         return wallet_of(request).owner
+
+    def signing_device(self, request):
+        wallet_of(request)
+        return request._voucher_device
 
 
 class MerchantSignedPostMixin(VoucherSignedPostMixin):

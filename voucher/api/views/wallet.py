@@ -5,6 +5,7 @@ by a device key of the wallet's owner, with an Idempotency-Key.
 """
 
 from django.db.models import prefetch_related_objects
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -28,7 +29,7 @@ from voucher.api.serializers import (
     WalletQuerySerializer,
     WalletSerializer,
 )
-from voucher.api.views.common import body, merchant_ref, payment_data, payment_queryset, query
+from voucher.api.views.common import body, merchant_ref, payment_data, payment_queryset, query, render_payment
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import Merchant, Wallet
@@ -153,16 +154,20 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
                 wallet=wallet, payload=data["payment_request"], idempotency_key=self.voucher_key()
             )
         else:
-            merchant = get_object_or_404(Merchant, pk=data["merchant"])
-            payment = services.pay(
-                wallet=wallet,
-                merchant=merchant,
-                amount=data["amount"],
-                reference=data["reference"],
-                idempotency_key=self.voucher_key(),
-            )
-        prefetch_related_objects([payment], "lots", "refunds__entry")  # merchant and entry are on it already
-        return Response(PaymentSerializer(payment_data(payment)).data, status=status.HTTP_201_CREATED)
+            try:
+                # pay() reads the merchant itself, in the statement that reads the wallet's lots.
+                payment = services.pay(
+                    wallet=wallet,
+                    merchant=Merchant(pk=data["merchant"]),
+                    amount=data["amount"],
+                    reference=data["reference"],
+                    idempotency_key=self.voucher_key(),
+                )
+            except Merchant.DoesNotExist:
+                raise Http404 from None
+        # A payment just made has its merchant, entry, lots and refunds in memory already; a replay fetches them.
+        prefetch_related_objects([payment], "lots", "refunds__entry")
+        return Response(render_payment(payment), status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["wallet"])
