@@ -44,13 +44,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from bank import prepared
 from bank.models import Account, Party
 from bank.services import EntryRequest, lock_account_rows, open_account, open_party, post_locked, record_audit
 from bank.services.controls import require_role
@@ -651,15 +651,12 @@ def _aggregate(kind: str, starts: dict[int, int], cutoff, through: int | None = 
 
 def _rows(sql: str, params: list) -> list[tuple]:
     """Run a query whose parameters include arrays of a chunk's size. On
-    PostgreSQL the parameters go over separately (server-side binding), not
-    quoted into the SQL one element at a time as Django's cursor does; the
-    cursor is still Django's wrapper, so the query is logged and counted."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    connection.ensure_connection()
-    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
+    PostgreSQL as a prepared statement with server-side binding
+    (bank.prepared), not quoted into the SQL one element at a time as Django's
+    cursor does; logged and counted like any other query."""
+    if connection.vendor == "postgresql":
+        return prepared.fetch(sql, params)
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
