@@ -413,6 +413,8 @@ def run(server: Server, seconds: int, rounds: int, figures: dict, notes: dict, s
         me_file, pay_file = Path(folder) / "me.txt", Path(folder) / "pay.txt"
         write_me(shop, host, me_file)
         wrk(host, me_file, 2, cycle=True)  # warm both workers' connections and caches
+        if not server.checkpoint():
+            step("(no CHECKPOINT before the slots: the role may not; latencies may include one)")
         serial = 0
         for _ in range(rounds):
             result = wrk(host, me_file, slot, cycle=True)
