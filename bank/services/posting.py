@@ -588,20 +588,7 @@ def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts:
             copy.set_types(_COPY_ENTRY_TYPES)
             write = copy.write_row
             for entry, _ in fresh:
-                write(
-                    (
-                        entry.pk,
-                        entry.uid,
-                        entry.kind,
-                        entry.memo,
-                        entry.reference,
-                        entry.idempotency_key,
-                        entry.request_hash,
-                        entry.reverses_id,
-                        entry.created_at,
-                        entry.hash,
-                    )
-                )
+                write((entry.pk, *_entry_values(entry)))
         with cursor.copy(_COPY_POSTINGS_SQL) as copy:
             copy.set_types(_COPY_POSTING_TYPES)
             write = copy.write_row
@@ -617,40 +604,37 @@ def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts:
         entry._state.db = alias
 
 
+def _entry_values(entry: JournalEntry) -> tuple:
+    """An entry's columns as every write takes them: those of _ENTRY_INSERT, in its order."""
+    return (
+        entry.uid,
+        entry.kind,
+        entry.memo,
+        entry.reference,
+        entry.idempotency_key,
+        entry.request_hash,
+        entry.reverses_id,
+        entry.created_at,
+        entry.hash,
+    )
+
+
 def _write_statement(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> tuple[str, list]:
     """The one statement that writes the entries, their postings and every locked account's balance."""
     locked = list(accounts.values())
     if len(fresh) == 1:
         [(entry, request)] = fresh
-        params = [
-            entry.uid,
-            entry.kind,
-            entry.memo,
-            entry.reference,
-            entry.idempotency_key,
-            entry.request_hash,
-            entry.reverses_id,
-            entry.created_at,
-            entry.hash,
-        ]
+        params = list(_entry_values(entry))
         for account_id, amount in request.lines:
             params += (account_id, accounts[account_id].currency, amount)
         for account in locked:
             params += (account.pk, account.balance, account.on_hold)
         return _write_one_sql(len(request.lines), len(locked)), params
     columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [])
-    uid, kind, memo, reference, key, request_hash, reverses_id, created_at, digest = columns
     line_uid, line_account, line_currency, line_amount = [], [], [], []
     for entry, request in fresh:
-        uid.append(entry.uid)
-        kind.append(entry.kind)
-        memo.append(entry.memo)
-        reference.append(entry.reference)
-        key.append(entry.idempotency_key)
-        request_hash.append(entry.request_hash)
-        reverses_id.append(entry.reverses_id)
-        created_at.append(entry.created_at)
-        digest.append(entry.hash)
+        for column, value in zip(columns, _entry_values(entry), strict=True):
+            column.append(value)
         for account_id, amount in request.lines:
             line_uid.append(entry.uid)
             line_account.append(account_id)

@@ -21,7 +21,6 @@ from voucher.models import Lot, Merchant, MerchantPayment, Payment, PaymentLot, 
 from voucher.selectors import wallet_balance
 from voucher.services.benefits import Bonus, bonus_for, record_benefit, rule_on
 from voucher.services.common import (
-    Lines,
     check_amount,
     check_key,
     check_merchant_active,
@@ -32,7 +31,8 @@ from voucher.services.common import (
     lock_wallets,
     token_accounts,
 )
-from voucher.services.lots import allocate, eligible_at, find_lot, live_lots, lot_for
+from voucher.services.lots import eligible_at, find_lot, live_lots, lot_for
+from voucher.services.payment_entry import post_payment_entry, take_from_lots
 from voucher.services.payments_postgresql import NEEDS_ORM_PATH, check_limits, pay_fast
 
 
@@ -97,15 +97,7 @@ def _pay_orm(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key
         ids += [lot.account_id for lot in cashback_lots.values() if lot]
     accounts = lock_accounts(ids)
     balances = {lot.account_id: accounts[lot.account_id].available for lot in lots}
-    available = sum(balances.values())
-    if available < amount:
-        raise errors.InsufficientEligibleBalance(available=available, requested=amount)
-    taken = allocate(lots, balances, amount)
-
-    lines = Lines()
-    for lot, take in taken:
-        lines.add(lot.account_id, -take)
-    lines.add(merchant.token_account_id, amount)
+    taken, lines = take_from_lots(lots, balances, amount, merchant)
     paid_in = sum(take for lot, take in taken if lot.is_paid_in)
     cashback = None
     if offers:
@@ -122,17 +114,9 @@ def _pay_orm(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key
             to=cashback_lot.account_id,
             amount=cashback.amount,
         )
-    try:
-        entry = post_entry(
-            lines=lines.as_list(),
-            kind="voucher_payment",
-            reference=reference,
-            idempotency_key=ledger_key("pay", wallet.pk, idempotency_key),
-        )
-    except bank_errors.AccountFrozen as error:
-        if error.details.get("account") == merchant.token_account_id:
-            raise errors.MerchantFrozen(merchant=merchant.pk)
-        raise
+    entry = post_payment_entry(
+        lines, wallet=wallet, merchant=merchant, reference=reference, idempotency_key=idempotency_key
+    )
     payment = Payment.objects.create(
         wallet=wallet,
         merchant=merchant,

@@ -29,13 +29,13 @@ from django.utils import timezone
 from bank import errors as bank_errors
 from bank.models import Account
 from bank.prepared import Columns, fetch, fetch_together
-from bank.services import post_entry
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
 from voucher.limits import DEFAULT_LIMITS, Limits
 from voucher.models import Lot, Merchant, Payment, PaymentLot, VoucherProgram, Wallet
-from voucher.services.common import Lines, check_merchant_active, check_wallet_active, ledger_key
-from voucher.services.lots import allocate, eligible_at, spend_order
+from voucher.services.common import check_merchant_active, check_wallet_active
+from voucher.services.lots import eligible_at, spend_order
+from voucher.services.payment_entry import post_payment_entry, take_from_lots
 
 NEEDS_ORM_PATH = None  # what pay_fast returns when a cashback program is active
 
@@ -172,26 +172,10 @@ def pay_fast(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key
 
     lots, balances = _locked_lots(rows)
     lots = sorted(filter(eligible_at(merchant), lots), key=spend_order)
-    available = sum(balances[lot.account_id] for lot in lots)
-    if available < amount:
-        raise errors.InsufficientEligibleBalance(available=available, requested=amount)
-    taken = allocate(lots, balances, amount)
-
-    lines = Lines()
-    for lot, take in taken:
-        lines.add(lot.account_id, -take)
-    lines.add(merchant.token_account_id, amount)
-    try:
-        entry = post_entry(
-            lines=lines.as_list(),
-            kind="voucher_payment",
-            reference=reference,
-            idempotency_key=ledger_key("pay", wallet.pk, idempotency_key),
-        )
-    except bank_errors.AccountFrozen as error:
-        if error.details.get("account") == merchant.token_account_id:
-            raise errors.MerchantFrozen(merchant=merchant.pk)
-        raise
+    taken, lines = take_from_lots(lots, balances, amount, merchant)
+    entry = post_payment_entry(
+        lines, wallet=wallet, merchant=merchant, reference=reference, idempotency_key=idempotency_key
+    )
     return _record(wallet, merchant, amount, reference, idempotency_key, entry, taken)
 
 
