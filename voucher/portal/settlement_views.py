@@ -8,8 +8,8 @@ its lines for the member's own merchant and ask it to settle now.
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from bank.errors import BankError
@@ -19,13 +19,6 @@ from voucher.portal.forms import InstantSettlementForm, one_time_key
 from voucher.portal.money import won
 
 PAGE_SIZE = 25
-
-
-def _line_or_404(request, line_id: int):
-    line = selectors.settlement_lines_for(request.member.merchant).filter(pk=line_id).first()
-    if line is None:
-        raise Http404("No such settlement.")
-    return line
 
 
 @member_required
@@ -39,7 +32,7 @@ def settlement_list(request):
 
 @member_required
 def settlement_csv(request, line_id: int):
-    line = _line_or_404(request, line_id)
+    line = get_object_or_404(selectors.settlement_lines_for(request.member.merchant), pk=line_id)
     body = selectors.settlement_statement_csv(line, merchant=request.member.merchant)
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="settlement-{line.period.isoformat()}-{line.pk}.csv"'
@@ -48,7 +41,7 @@ def settlement_csv(request, line_id: int):
 
 @member_required
 def settlement_statement(request, line_id: int):
-    line = _line_or_404(request, line_id)
+    line = get_object_or_404(selectors.settlement_lines_for(request.member.merchant), pk=line_id)
     context = selectors.settlement_statement_context(line)
     return render(request, "voucher/settlement_statement.html", context)
 

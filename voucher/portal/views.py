@@ -13,7 +13,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -173,16 +173,9 @@ def payment_requests(request):
     return render(request, "portal/qr.html", {"form": form, "recent": recent, "now": timezone.now()}, status=status)
 
 
-def _request_or_404(request, request_id: int):
-    found = selectors.payment_requests_for_portal(request.member.merchant).filter(pk=request_id).first()
-    if found is None:
-        raise Http404("No such payment request.")
-    return found
-
-
 @member_required
 def payment_request_detail(request, request_id: int):
-    payment_request = _request_or_404(request, request_id)
+    payment_request = get_object_or_404(selectors.payment_requests_for_portal(request.member.merchant), pk=request_id)
     payload = services.request_payload(payment_request)
     context = {
         "payment_request": payment_request,
@@ -194,7 +187,7 @@ def payment_request_detail(request, request_id: int):
 
 @member_required
 def payment_request_svg(request, request_id: int):
-    payment_request = _request_or_404(request, request_id)
+    payment_request = get_object_or_404(selectors.payment_requests_for_portal(request.member.merchant), pk=request_id)
     buffer = io.BytesIO()
     segno.make(services.request_payload(payment_request), error="m").save(buffer, kind="svg", scale=6, border=4)
     return HttpResponse(buffer.getvalue(), content_type="image/svg+xml")

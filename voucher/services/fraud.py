@@ -101,6 +101,19 @@ def _score(value: int, threshold: int) -> int:
     return value * 100 // max(threshold, 1)
 
 
+def _wallet_at_merchant(rule: str, row: dict, first: date, minimum: int, **evidence) -> Finding:
+    """A finding about one wallet's payments at one merchant (a row with their ids and its count)."""
+    return Finding(
+        rule=rule,
+        subject=f"wallet:{row['wallet_id']}/merchant:{row['merchant_id']}",
+        period_start=first,
+        wallet_id=row["wallet_id"],
+        merchant_id=row["merchant_id"],
+        score=_score(row["count"], minimum),
+        evidence=evidence,
+    )
+
+
 def _round_sum_payments(day: date) -> list[Finding]:
     """Rule 1: a wallet pays one merchant a round sum (a multiple of 10,000 won)
     again and again within a week. Real shopping rarely lands on round sums;
@@ -118,20 +131,16 @@ def _round_sum_payments(day: date) -> list[Finding]:
         .order_by("wallet_id", "merchant_id")
     )
     return [
-        Finding(
-            rule=FraudFlag.Rule.ROUND_SUM_PAYMENTS,
-            subject=f"wallet:{row['wallet_id']}/merchant:{row['merchant_id']}",
-            period_start=first,
-            wallet_id=row["wallet_id"],
-            merchant_id=row["merchant_id"],
-            score=_score(row["count"], minimum),
-            evidence={
-                "payments": row["count"],
-                "total": row["total"],
-                "unit": unit,
-                "first_at": row["first_at"].isoformat(),
-                "last_at": row["last_at"].isoformat(),
-            },
+        _wallet_at_merchant(
+            FraudFlag.Rule.ROUND_SUM_PAYMENTS,
+            row,
+            first,
+            minimum,
+            payments=row["count"],
+            total=row["total"],
+            unit=unit,
+            first_at=row["first_at"].isoformat(),
+            last_at=row["last_at"].isoformat(),
         )
         for row in rows
     ]
@@ -168,18 +177,14 @@ def _quick_full_refunds(day: date) -> list[Finding]:
         .order_by("wallet_id", "merchant_id")
     )
     return [
-        Finding(
-            rule=FraudFlag.Rule.QUICK_FULL_REFUNDS,
-            subject=f"wallet:{row['wallet_id']}/merchant:{row['merchant_id']}",
-            period_start=first,
-            wallet_id=row["wallet_id"],
-            merchant_id=row["merchant_id"],
-            score=_score(row["count"], minimum),
-            evidence={
-                "payments_refunded_in_full": row["count"],
-                "total": row["total"],
-                "within_hours": rules["quick_refund_hours"],
-            },
+        _wallet_at_merchant(
+            FraudFlag.Rule.QUICK_FULL_REFUNDS,
+            row,
+            first,
+            minimum,
+            payments_refunded_in_full=row["count"],
+            total=row["total"],
+            within_hours=rules["quick_refund_hours"],
         )
         for row in rows
     ]
