@@ -700,8 +700,13 @@ class SettlementLine(models.Model):
         HELD = "held", _("held back")
 
     # No index of their own: the unique (batch, merchant) and (merchant, sequence) lead with them.
-    batch = models.ForeignKey(SettlementBatch, on_delete=models.PROTECT, related_name="lines", db_index=False)
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="settlement_lines", db_index=False)
+    # The three references are checked once per INSERT by a trigger, not per row (migration 0010).
+    batch = models.ForeignKey(
+        SettlementBatch, on_delete=models.PROTECT, related_name="lines", db_index=False, db_constraint=False
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="settlement_lines", db_index=False, db_constraint=False
+    )
     period = models.DateField()
     status = models.CharField(max_length=8, choices=Status.choices)
     held_reason = models.CharField(max_length=40, blank=True, default="")
@@ -731,6 +736,7 @@ class SettlementLine(models.Model):
         blank=True,
         related_name="settlement_lines",
         db_index=False,
+        db_constraint=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

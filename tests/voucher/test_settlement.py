@@ -4,6 +4,7 @@ frozen merchants, instant settlement, re-runs, statements and reconciliation."""
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 
 from bank.errors import BankError
 from bank.models import Posting
@@ -14,7 +15,7 @@ from tests.voucher.settlement_support import fee_income, on_day, paid_on, sale, 
 from tests.voucher.support import assert_ledger_ok, ledger_size, natural, outstanding_bkrw, reserve_krw
 from voucher import errors, services
 from voucher.clock import seoul_today
-from voucher.models import MerchantPayment, SettlementBatch, SettlementLine
+from voucher.models import Merchant, MerchantPayment, SettlementBatch, SettlementLine
 from voucher.selectors import (
     batch_reconciliation,
     payments_covered_by,
@@ -381,3 +382,33 @@ def test_a_row_out_of_clock_order_below_the_last_settled_one_is_settled_with_it_
     assert (line.payment_count, line.gross) == (2, 3_000)
     assert times_settled(today) == times_settled(earlier) == 1
     assert natural(shop.settlement_account) == 3_000
+
+
+def test_a_line_naming_a_missing_batch_merchant_or_entry_is_refused_and_settled_rows_are_kept(db):
+    # given a settled day (its line names the batch, the merchant and the entry)
+    shop = merchant()
+    sale(shop, 10_000)
+    batch = services.settle_day(day=yesterday())
+    [line] = batch.lines.all()
+    # when a line naming ids that do not exist is inserted (as a writer bypassing the service would)
+    for field in ("batch_id", "merchant_id", "entry_id"):
+        values = {"batch_id": batch.pk, "merchant_id": shop.pk, "entry_id": line.entry_id, field: 10**9}
+        row = SettlementLine(period=batch.period, status=SettlementLine.Status.HELD, **values)
+        # then the statement is refused and writes nothing
+        with pytest.raises(IntegrityError), transaction.atomic():
+            SettlementLine.objects.bulk_create([row])
+    assert SettlementLine.objects.count() == 1
+    # and neither the batch nor the merchant its line names can be deleted
+    for model, pk in ((SettlementBatch, batch.pk), (Merchant, shop.pk)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            model.objects.filter(pk=pk)._raw_delete(connection.alias)
+    assert SettlementBatch.objects.filter(pk=batch.pk).exists() and Merchant.objects.filter(pk=shop.pk).exists()
+
+
+def test_a_merchant_with_no_settlement_lines_can_still_be_deleted(db):
+    # given a merchant registered by mistake, never paid nor settled
+    shop = merchant()
+    # when
+    Merchant.objects.filter(pk=shop.pk)._raw_delete(connection.alias)
+    # then
+    assert not Merchant.objects.filter(pk=shop.pk).exists()

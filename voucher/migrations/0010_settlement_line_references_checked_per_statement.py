@@ -1,0 +1,142 @@
+"""A settlement line's batch, merchant and entry are checked once per INSERT
+statement, not per row, for the reason and in the way of bank's migration 0012:
+a settlement writes ten thousand lines in a few statements, and the three
+deferred foreign keys queued thirty thousand `SELECT ... FOR KEY SHARE` checks
+for its commits.
+
+What the foreign keys also did, keep a referenced row from being deleted, is
+done by triggers: a batch is never deleted (it is the record of money paid
+out), a merchant only while no line names it (settlement holds the merchant's
+row locked while it writes the merchant's line, so a concurrent delete waits
+and then sees the line), and entries are append-only (bank 0002).
+
+On SQLite the same rules are row triggers.
+"""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+CHECK_NEW_LINES = """
+CREATE OR REPLACE FUNCTION voucher_check_new_settlement_lines() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    wanted bigint;
+    found bigint;
+BEGIN
+    -- = ANY(ARRAY(...)) so the lookups go by primary key whatever the planner thinks of the set's size.
+    SELECT count(DISTINCT batch_id) INTO wanted FROM new_lines;
+    SELECT count(*) INTO found FROM voucher_settlementbatch WHERE id = ANY(ARRAY(SELECT DISTINCT batch_id FROM new_lines));
+    IF found <> wanted THEN
+        RAISE EXCEPTION 'a settlement line names a batch that does not exist' USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT count(DISTINCT merchant_id) INTO wanted FROM new_lines;
+    SELECT count(*) INTO found FROM voucher_merchant WHERE id = ANY(ARRAY(SELECT DISTINCT merchant_id FROM new_lines));
+    IF found <> wanted THEN
+        RAISE EXCEPTION 'a settlement line names a merchant that does not exist' USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT count(DISTINCT entry_id) INTO wanted FROM new_lines;
+    SELECT count(*) INTO found FROM bank_journalentry WHERE id = ANY(ARRAY(SELECT DISTINCT entry_id FROM new_lines));
+    IF found <> wanted THEN
+        RAISE EXCEPTION 'a settlement line names a journal entry that does not exist'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+"""
+
+KEEP_REFERENCED = """
+CREATE OR REPLACE FUNCTION voucher_keep_settled() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'voucher_settlementbatch'
+       OR EXISTS (SELECT 1 FROM voucher_settlementline WHERE merchant_id = OLD.id) THEN
+        RAISE EXCEPTION '% % has settlement lines and cannot be deleted', TG_TABLE_NAME, OLD.id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN OLD;
+END $$;
+"""
+
+POSTGRESQL_FORWARD = [
+    CHECK_NEW_LINES,
+    "CREATE TRIGGER voucher_settlementline_references AFTER INSERT ON voucher_settlementline "
+    "REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION voucher_check_new_settlement_lines();",
+    KEEP_REFERENCED,
+    "CREATE TRIGGER voucher_settlementbatch_kept BEFORE DELETE ON voucher_settlementbatch "
+    "FOR EACH ROW EXECUTE FUNCTION voucher_keep_settled();",
+    "CREATE TRIGGER voucher_merchant_settled_kept BEFORE DELETE ON voucher_merchant "
+    "FOR EACH ROW EXECUTE FUNCTION voucher_keep_settled();",
+]
+
+POSTGRESQL_BACKWARD = [
+    "DROP TRIGGER IF EXISTS voucher_merchant_settled_kept ON voucher_merchant;",
+    "DROP TRIGGER IF EXISTS voucher_settlementbatch_kept ON voucher_settlementbatch;",
+    "DROP FUNCTION IF EXISTS voucher_keep_settled();",
+    "DROP TRIGGER IF EXISTS voucher_settlementline_references ON voucher_settlementline;",
+    "DROP FUNCTION IF EXISTS voucher_check_new_settlement_lines();",
+]
+
+SQLITE_FORWARD = [
+    """CREATE TRIGGER voucher_settlementline_references BEFORE INSERT ON voucher_settlementline
+       WHEN NOT EXISTS (SELECT 1 FROM voucher_settlementbatch WHERE id = NEW.batch_id)
+         OR NOT EXISTS (SELECT 1 FROM voucher_merchant WHERE id = NEW.merchant_id)
+         OR (NEW.entry_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bank_journalentry WHERE id = NEW.entry_id))
+       BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed'); END""",
+    """CREATE TRIGGER voucher_settlementbatch_kept BEFORE DELETE ON voucher_settlementbatch
+       BEGIN SELECT RAISE(ABORT, 'a settlement batch cannot be deleted'); END""",
+    """CREATE TRIGGER voucher_merchant_settled_kept BEFORE DELETE ON voucher_merchant
+       WHEN EXISTS (SELECT 1 FROM voucher_settlementline WHERE merchant_id = OLD.id)
+       BEGIN SELECT RAISE(ABORT, 'the merchant has settlement lines and cannot be deleted'); END""",
+]
+
+SQLITE_BACKWARD = [
+    "DROP TRIGGER IF EXISTS voucher_settlementline_references",
+    "DROP TRIGGER IF EXISTS voucher_settlementbatch_kept",
+    "DROP TRIGGER IF EXISTS voucher_merchant_settled_kept",
+]
+
+
+def _run(schema_editor, postgresql, sqlite):
+    statements = {"postgresql": postgresql, "sqlite": sqlite}.get(schema_editor.connection.vendor, [])
+    with schema_editor.connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
+
+
+def forward(apps, schema_editor):
+    _run(schema_editor, POSTGRESQL_FORWARD, SQLITE_FORWARD)
+
+
+def backward(apps, schema_editor):
+    _run(schema_editor, POSTGRESQL_BACKWARD, SQLITE_BACKWARD)
+
+
+def _unchecked(to, related_name, **options):
+    return models.ForeignKey(
+        db_constraint=False,
+        db_index=False,
+        on_delete=django.db.models.deletion.PROTECT,
+        related_name=related_name,
+        to=to,
+        **options,
+    )
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("bank", "0012_posting_references_checked_per_statement"),
+        ("voucher", "0009_settlement_entry_per_group"),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name="settlementline", name="batch", field=_unchecked("voucher.settlementbatch", "lines")
+        ),
+        migrations.AlterField(
+            model_name="settlementline", name="merchant", field=_unchecked("voucher.merchant", "settlement_lines")
+        ),
+        migrations.AlterField(
+            model_name="settlementline",
+            name="entry",
+            field=_unchecked("bank.journalentry", "settlement_lines", null=True, blank=True),
+        ),
+        migrations.RunPython(forward, backward),
+    ]
