@@ -14,8 +14,10 @@ by the rows themselves: entries are append-only (0002), and an account can no
 longer be deleted at all (a bank closes an account; it never removes one that
 may carry history). So the lock a foreign-key check takes is not needed either.
 
-On SQLite the same rules are row triggers (its foreign keys would have been
-the only guard there; the ledger's other guards are PostgreSQL's alone).
+On SQLite the references are checked by a row trigger (its foreign keys would
+have been the only guard there). Deletion is refused on PostgreSQL only, like
+the ledger's other guards: Django empties SQLite tables with DELETE between
+tests, where PostgreSQL's TRUNCATE fires no row trigger.
 """
 
 from importlib import import_module
@@ -90,14 +92,9 @@ SQLITE_FORWARD = [
        WHEN NOT EXISTS (SELECT 1 FROM bank_account WHERE id = NEW.account_id)
          OR NOT EXISTS (SELECT 1 FROM bank_journalentry WHERE id = NEW.entry_id)
        BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed'); END""",
-    """CREATE TRIGGER bank_account_kept BEFORE DELETE ON bank_account
-       BEGIN SELECT RAISE(ABORT, 'account cannot be deleted: close it instead'); END""",
 ]
 
-SQLITE_BACKWARD = [
-    "DROP TRIGGER IF EXISTS bank_posting_references",
-    "DROP TRIGGER IF EXISTS bank_account_kept",
-]
+SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS bank_posting_references"]
 
 
 def _run(schema_editor, postgresql, sqlite):

@@ -384,7 +384,7 @@ def test_a_row_out_of_clock_order_below_the_last_settled_one_is_settled_with_it_
     assert natural(shop.settlement_account) == 3_000
 
 
-def test_a_line_naming_a_missing_batch_merchant_or_entry_is_refused_and_settled_rows_are_kept(db):
+def test_a_line_naming_a_missing_batch_merchant_or_entry_is_refused_and_writes_nothing(db):
     # given a settled day (its line names the batch, the merchant and the entry)
     shop = merchant()
     sale(shop, 10_000)
@@ -398,7 +398,15 @@ def test_a_line_naming_a_missing_batch_merchant_or_entry_is_refused_and_settled_
         with pytest.raises(IntegrityError), transaction.atomic():
             SettlementLine.objects.bulk_create([row])
     assert SettlementLine.objects.count() == 1
-    # and neither the batch nor the merchant its line names can be deleted
+
+
+@pytest.mark.postgres  # SQLite has the reference checks but not the deletion guards (voucher 0010)
+def test_neither_a_batch_nor_a_merchant_its_line_names_can_be_deleted(db):
+    # given a settled day
+    shop = merchant()
+    sale(shop, 10_000)
+    batch = services.settle_day(day=yesterday())
+    # when / then
     for model, pk in ((SettlementBatch, batch.pk), (Merchant, shop.pk)):
         with pytest.raises(IntegrityError), transaction.atomic():
             model.objects.filter(pk=pk)._raw_delete(connection.alias)

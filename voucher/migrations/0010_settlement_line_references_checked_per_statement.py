@@ -10,7 +10,8 @@ out), a merchant only while no line names it (settlement holds the merchant's
 row locked while it writes the merchant's line, so a concurrent delete waits
 and then sees the line), and entries are append-only (bank 0002).
 
-On SQLite the same rules are row triggers.
+On SQLite the references are checked by a row trigger; deletion is refused on
+PostgreSQL only (see bank 0012).
 """
 
 import django.db.models.deletion
@@ -87,18 +88,9 @@ SQLITE_FORWARD = [
          OR NOT EXISTS (SELECT 1 FROM voucher_merchant WHERE id = NEW.merchant_id)
          OR (NEW.entry_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bank_journalentry WHERE id = NEW.entry_id))
        BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed'); END""",
-    """CREATE TRIGGER voucher_settlementbatch_kept BEFORE DELETE ON voucher_settlementbatch
-       BEGIN SELECT RAISE(ABORT, 'a settlement batch cannot be deleted'); END""",
-    """CREATE TRIGGER voucher_merchant_settled_kept BEFORE DELETE ON voucher_merchant
-       WHEN EXISTS (SELECT 1 FROM voucher_settlementline WHERE merchant_id = OLD.id)
-       BEGIN SELECT RAISE(ABORT, 'the merchant has settlement lines and cannot be deleted'); END""",
 ]
 
-SQLITE_BACKWARD = [
-    "DROP TRIGGER IF EXISTS voucher_settlementline_references",
-    "DROP TRIGGER IF EXISTS voucher_settlementbatch_kept",
-    "DROP TRIGGER IF EXISTS voucher_merchant_settled_kept",
-]
+SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS voucher_settlementline_references"]
 
 
 def _run(schema_editor, postgresql, sqlite):
