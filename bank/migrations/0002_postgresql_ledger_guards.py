@@ -7,6 +7,8 @@ model layer's AppendOnlyModel and the posting service still hold the rules.
 
 from django.db import migrations
 
+from bank.migration_sql import vendor_sql
+
 APPEND_ONLY = ["bank_posting", "bank_block", "bank_blockattestation", "bank_auditevent"]
 
 FORWARD = [
@@ -92,22 +94,6 @@ BACKWARD = [
 ]
 
 
-def _run(schema_editor, statements):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
-
-
-def forward(apps, schema_editor):
-    _run(schema_editor, FORWARD)
-
-
-def backward(apps, schema_editor):
-    _run(schema_editor, BACKWARD)
-
-
 class Migration(migrations.Migration):
     dependencies = [("bank", "0001_initial")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [vendor_sql({"postgresql": FORWARD}, {"postgresql": BACKWARD})]

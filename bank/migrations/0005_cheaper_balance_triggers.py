@@ -20,6 +20,8 @@ On other databases this migration does nothing, like 0002.
 
 from django.db import migrations
 
+from bank.migration_sql import vendor_sql
+
 ASSERT_ENTRY_BALANCED = """
 CREATE OR REPLACE FUNCTION bank_assert_entry_balanced(entry bigint) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -97,22 +99,11 @@ END $$;
 """
 
 
-def _run(schema_editor, statements):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
-
-
-def forward(apps, schema_editor):
-    _run(schema_editor, [ASSERT_ENTRY_BALANCED, CHECK_POSTING_BALANCED])
-
-
-def backward(apps, schema_editor):
-    _run(schema_editor, [ASSERT_ENTRY_BALANCED_0002, CHECK_POSTING_BALANCED_0002])
-
-
 class Migration(migrations.Migration):
     dependencies = [("bank", "0004_stored_responses")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [
+        vendor_sql(
+            {"postgresql": [ASSERT_ENTRY_BALANCED, CHECK_POSTING_BALANCED]},
+            {"postgresql": [ASSERT_ENTRY_BALANCED_0002, CHECK_POSTING_BALANCED_0002]},
+        )
+    ]

@@ -20,6 +20,8 @@ On other databases this migration does nothing, like 0002 and 0005.
 
 from django.db import migrations
 
+from bank.migration_sql import vendor_sql
+
 # One query, three checks in 0005's order: at least two postings, every
 # currency sums to zero, every posting in its account's currency.
 _CHECK = """
@@ -116,22 +118,11 @@ END $$;
 """
 
 
-def _run(schema_editor, statements):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
-
-
-def forward(apps, schema_editor):
-    _run(schema_editor, [ASSERT_ENTRY_BALANCED, CHECK_ENTRY_BALANCED])
-
-
-def backward(apps, schema_editor):
-    _run(schema_editor, [ASSERT_ENTRY_BALANCED_0005, CHECK_ENTRY_BALANCED_0002])
-
-
 class Migration(migrations.Migration):
     dependencies = [("bank", "0009_counter_cash_permission")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [
+        vendor_sql(
+            {"postgresql": [ASSERT_ENTRY_BALANCED, CHECK_ENTRY_BALANCED]},
+            {"postgresql": [ASSERT_ENTRY_BALANCED_0005, CHECK_ENTRY_BALANCED_0002]},
+        )
+    ]

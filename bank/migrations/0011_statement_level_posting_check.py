@@ -19,6 +19,8 @@ On other databases this migration does nothing, like 0002 and 0005.
 
 from django.db import migrations
 
+from bank.migration_sql import vendor_sql
+
 CHECK_APPENDED_POSTINGS = """
 CREATE OR REPLACE FUNCTION bank_check_appended_postings() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -52,22 +54,6 @@ BACKWARD = [
 ]
 
 
-def _run(schema_editor, statements):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
-
-
-def forward(apps, schema_editor):
-    _run(schema_editor, FORWARD)
-
-
-def backward(apps, schema_editor):
-    _run(schema_editor, BACKWARD)
-
-
 class Migration(migrations.Migration):
     dependencies = [("bank", "0010_inline_entry_balance_check")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [vendor_sql({"postgresql": FORWARD}, {"postgresql": BACKWARD})]

@@ -25,6 +25,8 @@ from importlib import import_module
 import django.db.models.deletion
 from django.db import migrations, models
 
+from bank.migration_sql import vendor_sql
+
 # 0011's function, with the references checked first. The lookups run through
 # EXECUTE, planned for each statement with the ids in hand and the tables' sizes
 # now. PL/pgSQL would keep a query's first plan for the session: planned while a
@@ -97,21 +99,6 @@ SQLITE_FORWARD = [
 SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS bank_posting_references"]
 
 
-def _run(schema_editor, postgresql, sqlite):
-    statements = {"postgresql": postgresql, "sqlite": sqlite}.get(schema_editor.connection.vendor, [])
-    with schema_editor.connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
-
-
-def forward(apps, schema_editor):
-    _run(schema_editor, POSTGRESQL_FORWARD, SQLITE_FORWARD)
-
-
-def backward(apps, schema_editor):
-    _run(schema_editor, POSTGRESQL_BACKWARD, SQLITE_BACKWARD)
-
-
 class Migration(migrations.Migration):
     dependencies = [("bank", "0011_statement_level_posting_check")]
     operations = [
@@ -135,5 +122,8 @@ class Migration(migrations.Migration):
                 to="bank.account",
             ),
         ),
-        migrations.RunPython(forward, backward),
+        vendor_sql(
+            {"postgresql": POSTGRESQL_FORWARD, "sqlite": SQLITE_FORWARD},
+            {"postgresql": POSTGRESQL_BACKWARD, "sqlite": SQLITE_BACKWARD},
+        ),
     ]

@@ -17,6 +17,8 @@ PostgreSQL only (see bank 0012).
 import django.db.models.deletion
 from django.db import migrations, models
 
+from bank.migration_sql import vendor_sql
+
 # The lookups run through EXECUTE, planned for each statement with the ids in
 # hand (see bank 0012 for why not PL/pgSQL's cached plans).
 CHECK_NEW_LINES = """
@@ -93,21 +95,6 @@ SQLITE_FORWARD = [
 SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS voucher_settlementline_references"]
 
 
-def _run(schema_editor, postgresql, sqlite):
-    statements = {"postgresql": postgresql, "sqlite": sqlite}.get(schema_editor.connection.vendor, [])
-    with schema_editor.connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)  # no params: the SQL's % signs are PL/pgSQL's
-
-
-def forward(apps, schema_editor):
-    _run(schema_editor, POSTGRESQL_FORWARD, SQLITE_FORWARD)
-
-
-def backward(apps, schema_editor):
-    _run(schema_editor, POSTGRESQL_BACKWARD, SQLITE_BACKWARD)
-
-
 def _unchecked(to, related_name, **options):
     return models.ForeignKey(
         db_constraint=False,
@@ -137,5 +124,8 @@ class Migration(migrations.Migration):
             name="entry",
             field=_unchecked("bank.journalentry", "settlement_lines", null=True, blank=True),
         ),
-        migrations.RunPython(forward, backward),
+        vendor_sql(
+            {"postgresql": POSTGRESQL_FORWARD, "sqlite": SQLITE_FORWARD},
+            {"postgresql": POSTGRESQL_BACKWARD, "sqlite": SQLITE_BACKWARD},
+        ),
     ]

@@ -660,7 +660,7 @@ def _rows(sql: str, params: list) -> list[tuple]:
     PostgreSQL as a prepared statement with server-side binding
     (bank.prepared), not quoted into the SQL one element at a time as Django's
     cursor does; logged and counted like any other query. Arrays go as %b
-    (binary): psycopg dumps a list of ints 4x faster so than as text."""
+    (binary): psycopg dumps a list of ints 4x faster than as text."""
     if connection.vendor == "postgresql":
         return prepared.fetch(sql, params)
     with connection.cursor() as cursor:
