@@ -196,6 +196,14 @@ class PaymentsPaused(BankError):
     message = "Payments and transfers are paused by the bank; try again later."
 
 
+class AccountBusy(BankError):
+    # Only from deferred_balances: a bulk writer that waited too long for a house
+    # account rolls back and runs again, rather than risk a deadlock (see there).
+    code = "account_busy"
+    http_status = 503
+    message = "An account the entry needs stayed locked by another transaction; try again."
+
+
 class MinterAllowanceExceeded(BankError):
     code = "minter_allowance_exceeded"
     http_status = 409

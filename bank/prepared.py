@@ -75,6 +75,13 @@ def _run(sql: str, statements, many, context) -> list[list[tuple]]:
                 cursor.close()
 
 
+def int_array(values) -> str:
+    """Integers as PostgreSQL's array text, for a `%s::text::bigint[]` parameter.
+    psycopg adapts a list one element at a time in Python; this is one C join,
+    several times faster for the thousands of ids a settlement chunk sends."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 class Columns:
     """Some or all of a model's columns, and instances built from them as the ORM
     would (its from_db and its fields' from_db_value, e.g. JSONField's decoding)."""

@@ -156,6 +156,14 @@ VOUCHER_INSTANT_SETTLEMENT_FEE_BP = int(os.environ.get("VOUCHER_INSTANT_SETTLEME
 # Merchants settled per database transaction in a batch: progress is committed (and
 # visible) chunk by chunk, and a crash loses at most one chunk's work, which is re-done.
 VOUCHER_SETTLEMENT_CHUNK = int(os.environ.get("VOUCHER_SETTLEMENT_CHUNK", "1000"))
+# Chunks settled side by side, each on its own database connection (PostgreSQL, and
+# only when settle_day runs outside a caller's transaction); 1 settles one at a time.
+VOUCHER_SETTLEMENT_WORKERS = int(os.environ.get("VOUCHER_SETTLEMENT_WORKERS", "2"))
+# How long a bulk writer waits for a house account it locks last (bank's
+# deferred_balances) before it rolls back and retries. Must stay below PostgreSQL's
+# deadlock_timeout (1 s by default), so that in a lock cycle with a payment it is
+# always the bulk writer that gives way.
+BANK_DEFERRED_LOCK_TIMEOUT_MS = int(os.environ.get("BANK_DEFERRED_LOCK_TIMEOUT_MS", "300"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -32,6 +32,7 @@ from bank.services.identity import (
 )
 from bank.services.posting import (
     EntryRequest,
+    deferred_balances,
     lock_account_rows,
     lock_accounts,
     post_entries,
@@ -68,6 +69,7 @@ __all__ = [
     "stored_response_or_consume_nonce",
     "expire_holds",
     "generate_validator",
+    "deferred_balances",
     "lock_account_rows",
     "lock_accounts",
     "open_account",

@@ -10,18 +10,21 @@ cycle (no deadlocks), and a retried idempotency key returns the first entry.
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
 import psycopg
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from bank import errors
 from bank.hashing import entry_hash, epoch_micros
 from bank.models import Account, JournalEntry, Posting
+from bank.prepared import int_array
 
 MAX_LINES = 100
 
@@ -141,7 +144,7 @@ def lock_accounts(account_ids: Iterable[int]) -> dict[int, Account]:
     ids = sorted(set(account_ids))
     if connection.vendor == "postgresql":
         alias = connection.alias
-        rows = _fetch(_LOCK_ACCOUNTS_SQL, [ids])
+        rows = _fetch(_LOCK_ACCOUNTS_SQL, [int_array(ids)])
         locked = {row[0]: Account.from_db(alias, _ACCOUNT_ATTNAMES, row) for row in rows}
     else:
         locked = {a.pk: a for a in Account.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")}
@@ -158,19 +161,89 @@ def lock_account_rows(account_ids: Iterable[int]) -> dict:
     if connection.vendor != "postgresql":
         return lock_accounts(account_ids)
     ids = sorted(set(account_ids))
-    locked = {row[0]: _LockedRow(*row) for row in _fetch(_LOCK_ROWS_SQL, [ids])}
+    locked = {row[0]: _LockedRow(*row) for row in _fetch(_LOCK_ROWS_SQL, [int_array(ids)])}
     _require_all(ids, locked)
     return locked
 
 
-def post_locked(requests: Sequence[EntryRequest], accounts: dict) -> list[JournalEntry]:
+def post_locked(
+    requests: Sequence[EntryRequest], accounts: dict, deferred: "DeferredBalances | None" = None
+) -> list[JournalEntry]:
     """post_entries for a caller that already holds the locks of every account
-    the requests name (from lock_accounts or lock_account_rows, in this transaction)."""
+    the requests name (from lock_accounts or lock_account_rows, in this
+    transaction), except the house accounts of `deferred`, whose changes are
+    checked and written when its deferred_balances block ends."""
     checked = [check_request(request) for request in requests]
-    unlocked = {a for request in checked for a in request.account_ids} - accounts.keys()
+    later = deferred.rows if deferred is not None else {}
+    unlocked = {a for request in checked for a in request.account_ids} - accounts.keys() - later.keys()
     if unlocked:
         raise errors.InvalidEntry("Every account of a post_locked entry must be locked first.", account=min(unlocked))
-    return apply_locked(checked, accounts)
+    if not later:
+        return apply_locked(checked, accounts)
+    keys = [r.idempotency_key for r in checked if r.idempotency_key]
+    return _apply_locked(checked, {**accounts, **later}, _entries_by_key(keys) if keys else {}, later.keys())
+
+
+class DeferredBalances:
+    """House accounts (the reserve, the issuance account, an income account) whose
+    balance changes a bulk writer collects and writes last; see deferred_balances."""
+
+    def __init__(self, accounts: Iterable[Account]):
+        # Stand-ins that pass every check in memory and add up the change in `balance`
+        # (currency and side never change); the real rules are checked on the
+        # locked rows when the block ends.
+        self.rows = {
+            a.pk: _LockedRow(a.pk, a.currency, a.normal_side, Account.Status.ACTIVE, True, 0, 0) for a in accounts
+        }
+
+    def apply(self) -> None:
+        changes = {pk: row.balance for pk, row in self.rows.items() if row.balance}
+        if not changes:
+            return
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                    [f"{settings.BANK_DEFERRED_LOCK_TIMEOUT_MS}ms"],
+                )
+                [(was, _)] = cursor.fetchall()
+                try:
+                    locked = lock_account_rows(changes)
+                except OperationalError as error:
+                    if isinstance(error.__cause__, psycopg.errors.LockNotAvailable):
+                        raise errors.AccountBusy(account=min(changes)) from error
+                    raise
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [was])
+        else:
+            locked = lock_account_rows(changes)
+        for pk, change in changes.items():
+            _check_change(locked[pk], change, allow_frozen_credit=False)
+            locked[pk].balance += change
+        _write_balances(list(locked.values()))
+
+
+@contextmanager
+def deferred_balances(accounts: Iterable[Account]) -> Iterator[DeferredBalances]:
+    """Post to busy house accounts without holding their locks while the rest is written.
+
+    Inside the block, post_locked(..., deferred=house) checks and writes every
+    entry and every other account's balance, and adds up the house accounts'
+    changes; when the block ends, the house accounts are locked, checked by the
+    same rules (a refusal rolls the caller's transaction back) and written. So
+    two settlement chunks, each holding only its own merchants' accounts, write
+    side by side and queue only for the last few milliseconds.
+
+    This takes the house accounts after accounts with higher ids, against the
+    id order every other writer uses: a payment holding the reserve and
+    waiting for a merchant account we hold would wait on us while we wait on
+    it. So the lock is awaited at most BANK_DEFERRED_LOCK_TIMEOUT_MS (below
+    PostgreSQL's deadlock_timeout, so it is always this side that gives up),
+    then AccountBusy is raised: the caller rolls back, the payment goes
+    through, and the caller runs again. Must run inside transaction.atomic.
+    """
+    house = DeferredBalances(accounts)
+    yield house
+    house.apply()
 
 
 def apply_locked(requests: Sequence[CheckedRequest], accounts: dict[int, Account]) -> list[JournalEntry]:
@@ -184,15 +257,16 @@ def apply_locked(requests: Sequence[CheckedRequest], accounts: dict[int, Account
 
 
 def _apply_locked(
-    requests: Sequence[CheckedRequest], accounts: dict, earlier: dict[str, JournalEntry]
+    requests: Sequence[CheckedRequest], accounts: dict, earlier: dict[str, JournalEntry], deferred=frozenset()
 ) -> list[JournalEntry]:
-    """apply_locked, given the entries already posted under the requests' keys."""
+    """apply_locked, given the entries already posted under the requests' keys;
+    the balances of the `deferred` accounts are left for their deferred_balances block."""
     results, fresh = _check_locked(requests, accounts, earlier)
     if fresh:
         if connection.vendor == "postgresql":
-            _write_postgresql(fresh, accounts)
+            _write_postgresql(fresh, accounts, deferred)
         else:
-            _write_generic(fresh, accounts)
+            _write_generic(fresh, accounts, deferred)
     return results
 
 
@@ -243,18 +317,22 @@ def _check_and_apply_balances(request: CheckedRequest, accounts: dict[int, Accou
         raise errors.UnbalancedEntry(sums=unbalanced)
 
     for account_id, delta in deltas.items():
-        account = accounts[account_id]
-        natural_delta = account.sign * delta
-        if account.status == Account.Status.CLOSED:
-            raise errors.AccountClosed(account=account_id)
-        if account.status == Account.Status.FROZEN and not (request.request.allow_frozen_credit and natural_delta > 0):
-            raise errors.AccountFrozen(account=account_id)
-        if natural_delta < 0 and not account.may_go_negative:
-            available = account.available
-            if available + natural_delta < 0:
-                raise errors.InsufficientFunds(account=account_id, available=available, requested=-natural_delta)
+        _check_change(accounts[account_id], delta, request.request.allow_frozen_credit)
     for account_id, delta in deltas.items():
         accounts[account_id].balance += delta
+
+
+def _check_change(account, delta: int, allow_frozen_credit: bool) -> None:
+    """May this locked account's balance change by `delta` (credit positive)?"""
+    natural_delta = account.sign * delta
+    if account.status == Account.Status.CLOSED:
+        raise errors.AccountClosed(account=account.pk)
+    if account.status == Account.Status.FROZEN and not (allow_frozen_credit and natural_delta > 0):
+        raise errors.AccountFrozen(account=account.pk)
+    if natural_delta < 0 and not account.may_go_negative:
+        available = account.available
+        if available + natural_delta < 0:
+            raise errors.InsufficientFunds(account=account.pk, available=available, requested=-natural_delta)
 
 
 # JournalEntry's fields in the order Model.__init__ takes them positionally,
@@ -320,7 +398,9 @@ def _entries_by_key(keys: list[str]) -> dict[str, JournalEntry]:
     return {e.idempotency_key: e for e in entries}
 
 
-def _write_generic(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict[int, Account]) -> None:
+def _write_generic(
+    fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict[int, Account], deferred=frozenset()
+) -> None:
     JournalEntry.objects.bulk_create([entry for entry, _ in fresh])
     Posting.objects.bulk_create(
         [
@@ -329,7 +409,24 @@ def _write_generic(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: d
             for account_id, amount in request.lines
         ]
     )
-    Account.objects.bulk_update(list(accounts.values()), ["balance", "on_hold"])
+    _write_balances([a for a in accounts.values() if a.pk not in deferred])
+
+
+def _write_balances(locked: list) -> None:
+    """Save the balances and holds of locked accounts (lock_accounts' or lock_account_rows')."""
+    if connection.vendor != "postgresql":
+        Account.objects.bulk_update(locked, ["balance", "on_hold"])
+        return
+    with connection.wrap_database_errors, psycopg.Cursor(_connection()) as cursor:
+        cursor.execute(_UPDATE_BALANCES_SQL, _balance_arrays(locked), prepare=True)
+
+
+def _balance_arrays(locked: list) -> list[str]:
+    return [
+        int_array([a.pk for a in locked]),
+        int_array([a.balance for a in locked]),
+        int_array([a.on_hold for a in locked]),
+    ]
 
 
 # --- PostgreSQL: the hot path in plain SQL --------------------------------------------------
@@ -358,7 +455,7 @@ _ENTRY_ATTNAMES, _ENTRY_COLUMNS = _model_columns(JournalEntry)
 # tables that reference an account (postings, holds, lots) can still take their
 # foreign-key share locks on it while it is locked, instead of queueing behind
 # the transfer (and, in voucher's lock orders, deadlocking with it).
-_LOCK = "FROM bank_account WHERE id = ANY(%b::bigint[]) ORDER BY id FOR NO KEY UPDATE"
+_LOCK = "FROM bank_account WHERE id = ANY((SELECT %s::text::bigint[])::bigint[]) ORDER BY id FOR NO KEY UPDATE"
 _LOCK_ACCOUNTS_SQL = f"SELECT {_ACCOUNT_COLUMNS} {_LOCK}"
 _LOCK_ROWS_SQL = f"SELECT id, currency, normal_side, status, may_go_negative, balance, on_hold {_LOCK}"
 # The same locks, then the ids of entries already posted under the keys. The
@@ -513,14 +610,14 @@ def _lock_and_find_postgresql(
         if few:
             rows = _fetch(_lock_few_sql(len(ids), 0), ids, cursor)
         else:
-            rows = _fetch(_LOCK_ROWS_SQL, [ids], cursor)
+            rows = _fetch(_LOCK_ROWS_SQL, [int_array(ids)], cursor)
         locked = {row[0]: _LockedRow(*row) for row in rows}
         _require_all(ids, locked)
         return locked, {}
     if few:
         rows = _fetch(_lock_few_sql(len(ids), len(keys)), [*ids, *keys], cursor)
     else:
-        rows = _fetch(_LOCK_ROWS_AND_FIND_SQL, [ids, keys], cursor)
+        rows = _fetch(_LOCK_ROWS_AND_FIND_SQL, [int_array(ids), keys], cursor)
     locked, posted = {}, []
     for row in rows:
         if row[-1] is None:
@@ -537,11 +634,11 @@ def _lock_and_find_postgresql(
     return locked, earlier
 
 
-def _write_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> None:
+def _write_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict, deferred=frozenset()) -> None:
     if _by_copy(fresh):
-        _copy_postgresql(fresh, accounts)
+        _copy_postgresql(fresh, accounts, deferred)
         return
-    sql, params = _write_statement(fresh, accounts)
+    sql, params = _write_statement(fresh, accounts, deferred)
     _assign_ids(fresh, _fetch(sql, params))
 
 
@@ -575,15 +672,16 @@ _COPY_POSTING_TYPES = ["int8", "int8", "text", "int8"]
 # that balance updates have left larger than its live rows.
 _UPDATE_BALANCES_SQL = """
 UPDATE bank_account SET balance = new.balance, on_hold = new.on_hold
-FROM (SELECT * FROM unnest((SELECT %b::bigint[]), (SELECT %b::bigint[]), (SELECT %b::bigint[]))) AS new(id, balance, on_hold)
+FROM (SELECT * FROM unnest((SELECT %s::text::bigint[]), (SELECT %s::text::bigint[]), (SELECT %s::text::bigint[])))
+     AS new(id, balance, on_hold)
 WHERE bank_account.id = new.id
 """
 
 
-def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> None:
+def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict, deferred=frozenset()) -> None:
     """Write many entries, their postings (in request order) and every locked account's balance."""
     pg = _connection()
-    locked = list(accounts.values())
+    locked = [a for a in accounts.values() if a.pk not in deferred]
     with connection.wrap_database_errors, psycopg.Cursor(pg) as cursor:
         cursor.execute(_NEXT_ENTRY_IDS_SQL, [len(fresh)], prepare=True)
         for (entry, _), (pk,) in zip(fresh, cursor.fetchall(), strict=True):
@@ -600,8 +698,7 @@ def _copy_postgresql(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts:
                 entry_id = entry.pk
                 for account_id, amount in request.lines:
                     write((entry_id, account_id, accounts[account_id].currency, amount))
-        balances = [[a.pk for a in locked], [a.balance for a in locked], [a.on_hold for a in locked]]
-        cursor.execute(_UPDATE_BALANCES_SQL, balances, prepare=True)
+        cursor.execute(_UPDATE_BALANCES_SQL, _balance_arrays(locked), prepare=True)
     alias = connection.alias
     for entry, _ in fresh:
         entry._state.adding = False
@@ -623,9 +720,11 @@ def _entry_values(entry: JournalEntry) -> tuple:
     )
 
 
-def _write_statement(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict) -> tuple[str, list]:
+def _write_statement(
+    fresh: list[tuple[JournalEntry, CheckedRequest]], accounts: dict, deferred=frozenset()
+) -> tuple[str, list]:
     """The one statement that writes the entries, their postings and every locked account's balance."""
-    locked = list(accounts.values())
+    locked = [a for a in accounts.values() if a.pk not in deferred]
     if len(fresh) == 1:
         [(entry, request)] = fresh
         params = list(_entry_values(entry))
@@ -644,8 +743,7 @@ def _write_statement(fresh: list[tuple[JournalEntry, CheckedRequest]], accounts:
             line_account.append(account_id)
             line_currency.append(accounts[account_id].currency)
             line_amount.append(amount)
-    balances = ([a.pk for a in locked], [a.balance for a in locked], [a.on_hold for a in locked])
-    return _WRITE_MANY_SQL, [*columns, line_uid, line_account, line_currency, line_amount, *balances]
+    return _WRITE_MANY_SQL, [*columns, line_uid, line_account, line_currency, line_amount, *_balance_arrays(locked)]
 
 
 def _assign_ids(fresh: list[tuple[JournalEntry, CheckedRequest]], rows: list[tuple]) -> None:

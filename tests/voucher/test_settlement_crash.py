@@ -122,9 +122,12 @@ def test_a_worker_killed_mid_batch_then_rerun_pays_every_merchant_exactly_once(q
         blocker.rollback()
         blocker.close()
     # then what it committed is visible and consistent, the rest is untouched
+    # (its other settling thread may have gone on past the stuck merchant meanwhile)
     batch = SettlementBatch.objects.get()
-    assert batch.status == "running" and batch.lines.count() == STUCK_AT
-    assert sum(times_settled(p) for p in Payment.objects.all()) == 2 * STUCK_AT
+    committed = batch.lines.count()
+    assert batch.status == "running" and STUCK_AT <= committed < MERCHANTS
+    assert not batch.lines.filter(merchant=stuck).exists()
+    assert sum(times_settled(p) for p in Payment.objects.all()) == 2 * committed
     assert batch_reconciliation(batch)["balanced"]
     assert not result.ready()
 

@@ -2,18 +2,25 @@
 barrier, each with its own connection. Whatever interleaves, every payment is
 settled by exactly one line and the books still add up."""
 
+import logging
+import threading
+import time
 from collections import Counter
 
+import psycopg
 import pytest
+from django.db import connections
 from django.db.models import Sum
 
 from bank.roles import grant_role
+from tests.bank.test_celery_worker import running_database_url
 from tests.factories.voucher import merchant, staff, wallet_with_tokens
 from tests.voucher.settlement_support import refund_times_settled, sale, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, natural, race
 from voucher import services
 from voucher.models import Payment, Refund, SettlementBatch, SettlementLine
 from voucher.selectors import batch_reconciliation
+from voucher.services.common import token_accounts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -95,3 +102,51 @@ def test_refunds_given_while_the_batch_runs_are_settled_once_and_never_overdraw(
     assert all(not isinstance(o, str) or o == "insufficient_funds" for o in outcomes), outcomes
     assert_each_payment_settled_once(shops)
     assert_ledger_ok()
+
+
+def test_a_payment_holding_the_reserve_goes_through_and_the_chunk_waiting_for_it_runs_again(settings, caplog):
+    # given a chunk that holds its merchant's token account and waits for the reserve,
+    # held by a transaction that took it first (a payment earning cashback locks the
+    # reserve before the merchant's account: id order) and then asks for that token account
+    settings.BANK_DEFERRED_LOCK_TIMEOUT_MS = 200
+    caplog.set_level(logging.INFO, logger="voucher.services.settlement")
+    [shop] = _shops_with_sales(1)
+    reserve = token_accounts().reserve
+    payment = psycopg.connect(running_database_url().replace("postgres://", "postgresql://"), autocommit=False)
+    payment.execute("SELECT id FROM bank_account WHERE id = %s FOR NO KEY UPDATE", [reserve.pk])
+    outcomes = [None]
+
+    def settle():
+        try:
+            outcomes[0] = services.settle_day(day=yesterday())
+        finally:
+            connections.close_all()
+
+    settling = threading.Thread(target=settle)
+    settling.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _waiting_for(payment):
+            assert time.monotonic() < deadline, "the chunk never waited for the reserve"
+            time.sleep(0.02)
+        # when the payment now asks for the merchant's token account (a lock cycle)
+        payment.execute("SELECT id FROM bank_account WHERE id = %s FOR NO KEY UPDATE", [shop.token_account_id])
+        payment.commit()  # then the payment got it: the chunk gave way instead of a deadlock error
+    finally:
+        payment.close()
+        settling.join(timeout=60)
+    # and the chunk ran again and settled the merchant once
+    assert "house accounts busy, chunk retried" in caplog.text
+    [batch] = outcomes
+    assert batch is not None and batch.status == "done" and batch.paid_count == 1
+    assert_each_payment_settled_once([shop])
+    assert batch_reconciliation(batch)["balanced"]
+    assert_ledger_ok()
+
+
+def _waiting_for(holder: psycopg.Connection) -> bool:
+    """Is some other backend waiting for a lock `holder` holds?"""
+    url = running_database_url().replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as probe:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+        return probe.execute(query, [holder.info.backend_pid]).fetchone()[0] > 0
