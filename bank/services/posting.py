@@ -455,7 +455,7 @@ _ENTRY_ATTNAMES, _ENTRY_COLUMNS = _model_columns(JournalEntry)
 # tables that reference an account (postings, holds, lots) can still take their
 # foreign-key share locks on it while it is locked, instead of queueing behind
 # the transfer (and, in voucher's lock orders, deadlocking with it).
-_LOCK = "FROM bank_account WHERE id = ANY((SELECT %s::text::bigint[])::bigint[]) ORDER BY id FOR NO KEY UPDATE"
+_LOCK = "FROM bank_account WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE"
 _LOCK_ACCOUNTS_SQL = f"SELECT {_ACCOUNT_COLUMNS} {_LOCK}"
 _LOCK_ROWS_SQL = f"SELECT id, currency, normal_side, status, may_go_negative, balance, on_hold {_LOCK}"
 # The same locks, then the ids of entries already posted under the keys. The
@@ -516,7 +516,7 @@ WITH entry AS (
     ORDER BY line.n
 ), account AS (
     UPDATE bank_account SET balance = new.balance, on_hold = new.on_hold
-    FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) AS new(id, balance, on_hold)
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS new(id, balance, on_hold)
     WHERE bank_account.id = new.id
 )
 SELECT uid, id FROM entry
@@ -672,7 +672,7 @@ _COPY_POSTING_TYPES = ["int8", "int8", "text", "int8"]
 # that balance updates have left larger than its live rows.
 _UPDATE_BALANCES_SQL = """
 UPDATE bank_account SET balance = new.balance, on_hold = new.on_hold
-FROM (SELECT * FROM unnest((SELECT %s::text::bigint[]), (SELECT %s::text::bigint[]), (SELECT %s::text::bigint[])))
+FROM (SELECT * FROM unnest((SELECT %s::bigint[]), (SELECT %s::bigint[]), (SELECT %s::bigint[])))
      AS new(id, balance, on_hold)
 WHERE bank_account.id = new.id
 """

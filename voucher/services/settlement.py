@@ -371,7 +371,7 @@ def settle_merchant_now(*, merchant: Merchant, acting_user, idempotency_key: str
                 raise errors.NothingToSettle(reason=draft.held_reason)
             if draft.burned == 0:
                 raise errors.NothingToSettle()
-            line = SettlementLine.objects.select_related("batch", "merchant").get(pk=draft.id)
+            line = SettlementLine.objects.select_related("batch", "merchant").get(batch=batch, merchant=merchant)
             _refresh_totals(batch)
             batch.status = SettlementBatch.Status.DONE
             batch.finished_at = timezone.now()
@@ -418,8 +418,6 @@ _SOURCES = {
     "to_merchants": (MerchantPayment, "r.payer_id", ""),
 }
 _CREDITS = ("payments", "from_merchants")  # counted up to the cutoff; debits up to now
-# Per kind, the _Draft fields its range and its sum go in.
-_RANGE_FIELDS = [(k, f"{k}_after", f"{k}_through", "gross" if k == "payments" else k) for k in KINDS]
 
 
 # A ledger entry holds at most bank's MAX_LINES postings: two per merchant
@@ -456,7 +454,6 @@ class _Draft:
     to_merchants_after: int = 0
     to_merchants_through: int = 0
     entry_id: int | None = None
-    id: int | None = None
 
     @property
     def burned(self) -> int:
@@ -486,7 +483,7 @@ def _settle_merchants(
 ) -> list[_Draft]:
     """Write a line for each merchant that has none in this batch yet, covering
     what is new since its last paid line, and post the ledger entries. Must run
-    inside transaction.atomic. Returns the lines written, with their ids."""
+    inside transaction.atomic. Returns the lines written."""
     merchants = _lock_merchants(sorted(set(merchant_ids)))
     ids = [pk for pk, *_ in merchants]
     have = _settled_in(batch, ids)
@@ -510,23 +507,42 @@ def _settle_merchants(
     }
     tiers = _tiers_in_force(batch.period, _fee_schedule())
     drafts, paying = [], []
+    rates: dict[int, int] = {}  # by annual revenue: a few tiers for thousands of merchants
     for merchant_id, status, revenue, token_account_id, settlement_account_id in merchants:
-        draft = _Draft(merchant_id, token_account_id, settlement_account_id, _rate(revenue, tiers, instant))
         mark = marks[merchant_id]
-        for kind, after_field, through_field, total_field in _RANGE_FIELDS:
-            after = mark[kind]
-            through, count, total = new[kind].get(merchant_id, (after, 0, 0))
-            setattr(draft, after_field, after)
-            setattr(draft, through_field, through)
-            setattr(draft, total_field, total)
-            if total_field == "gross":
-                draft.payment_count = count
-        if not (draft.payment_count or draft.from_merchants):
-            # A batch settles the merchants that received BKRW before its cutoff
-            # (refunds alone wait for the next takings); an instant settlement
-            # anything new. Nothing new (an instant settlement took it meanwhile): no empty line.
-            if not instant or not (draft.refunds or draft.to_merchants):
-                continue
+        (
+            (p_through, payment_count, gross),
+            (r_through, _, refunds),
+            (i_through, _, received),
+            (o_through, _, paid_out),
+        ) = (new[kind].get(merchant_id, (mark[kind], 0, 0)) for kind in KINDS)
+        # A batch settles the merchants that received BKRW before its cutoff (refunds
+        # alone wait for the next takings), an instant settlement anything new. Nothing
+        # new (an instant settlement took it meanwhile): no empty line.
+        if not (payment_count or received) and (not instant or not (refunds or paid_out)):
+            continue
+        rate = rates.get(revenue)
+        if rate is None:
+            rate = rates[revenue] = _rate(revenue, tiers, instant)
+        draft = _Draft(
+            merchant_id,
+            token_account_id,
+            settlement_account_id,
+            rate,
+            payment_count=payment_count,
+            gross=gross,
+            refunds=refunds,
+            from_merchants=received,
+            to_merchants=paid_out,
+            payments_after=mark["payments"],
+            payments_through=p_through,
+            refunds_after=mark["refunds"],
+            refunds_through=r_through,
+            from_merchants_after=mark["from_merchants"],
+            from_merchants_through=i_through,
+            to_merchants_after=mark["to_merchants"],
+            to_merchants_through=o_through,
+        )
         burned = draft.burned
         reason = _held_reason(status, draft, accounts)
         if reason:
@@ -594,10 +610,6 @@ def _insert_lines(batch: SettlementBatch, drafts: list[_Draft]) -> list[_Draft]:
             ours = tuple(shared[name] for name in _SHARED_FIELDS)
             for draft in drafts:
                 copy.write_row(ours + _draft_values(draft))
-        sql = (
-            "SELECT merchant_id, id FROM voucher_settlementline WHERE batch_id = %s AND merchant_id = ANY(%b::bigint[])"
-        )
-        ids = dict(_rows(sql, [batch.pk, [d.merchant_id for d in drafts]]))
     else:
         created = connection.ops.adapt_datetimefield_value(shared["created_at"])
         shared.update(period=connection.ops.adapt_datefield_value(batch.period), created_at=created)
@@ -612,13 +624,6 @@ def _insert_lines(batch: SettlementBatch, drafts: list[_Draft]) -> list[_Draft]:
                     f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([placeholders] * len(part)),
                     [value for row in part for value in row],
                 )
-        ids = dict(
-            SettlementLine.objects.filter(batch=batch, merchant_id__in=[d.merchant_id for d in drafts]).values_list(
-                "merchant_id", "pk"
-            )
-        )
-    for draft in drafts:
-        draft.id = ids[draft.merchant_id]
     return drafts
 
 
@@ -651,9 +656,9 @@ def _lock_merchants(merchant_ids: list[int]) -> list[tuple]:
     if connection.vendor != "postgresql":
         merchants = Merchant.objects.select_for_update(no_key=True).filter(pk__in=merchant_ids).order_by("pk")
         return list(merchants.values_list(*fields))
-    sql = f"""SELECT {", ".join(fields)} FROM voucher_merchant WHERE id = ANY(%b::bigint[])
+    sql = f"""SELECT {", ".join(fields)} FROM voucher_merchant WHERE id = ANY(%s::bigint[])
               ORDER BY id FOR NO KEY UPDATE"""
-    return _rows(sql, [merchant_ids])
+    return _rows(sql, [int_array(merchant_ids)])
 
 
 def _settled_in(batch: SettlementBatch, merchant_ids: list[int]) -> set[int]:
@@ -661,8 +666,8 @@ def _settled_in(batch: SettlementBatch, merchant_ids: list[int]) -> set[int]:
     if connection.vendor != "postgresql":
         lines = SettlementLine.objects.filter(batch=batch, merchant_id__in=merchant_ids).order_by()
         return set(lines.values_list("merchant_id", flat=True))
-    sql = "SELECT merchant_id FROM voucher_settlementline WHERE batch_id = %s AND merchant_id = ANY(%b::bigint[])"
-    return {merchant_id for (merchant_id,) in _rows(sql, [batch.pk, merchant_ids])}
+    sql = "SELECT merchant_id FROM voucher_settlementline WHERE batch_id = %s AND merchant_id = ANY(%s::bigint[])"
+    return {merchant_id for (merchant_id,) in _rows(sql, [batch.pk, int_array(merchant_ids)])}
 
 
 def _watermarks(merchant_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -673,8 +678,8 @@ def _watermarks(merchant_ids: list[int]) -> dict[int, dict[str, int]]:
     if connection.vendor == "postgresql":  # each merchant's newest paid line, from the (merchant, sequence) index
         rows = _rows(
             f"""SELECT DISTINCT ON (merchant_id) merchant_id, sequence, {throughs} FROM voucher_settlementline
-                WHERE merchant_id = ANY(%b::bigint[]) AND sequence IS NOT NULL ORDER BY merchant_id, sequence DESC""",
-            [merchant_ids],
+                WHERE merchant_id = ANY(%s::bigint[]) AND sequence IS NOT NULL ORDER BY merchant_id, sequence DESC""",
+            [int_array(merchant_ids)],
         )
         for merchant_id, sequence, *through in rows:
             marks[merchant_id] = {"sequence": sequence, **dict(zip(KINDS, through, strict=True))}
@@ -713,7 +718,7 @@ def _aggregate(kind: str, starts: dict[int, int], cutoff, through: int | None = 
     table = f"{model._meta.db_table} r {join.format(payment=Payment._meta.db_table)}"
     postgresql = connection.vendor == "postgresql"
     if postgresql:  # two array parameters instead of two per merchant
-        pairs = "SELECT * FROM unnest(%s::text::bigint[], %s::text::bigint[])"
+        pairs = "SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
         params: list = [int_array(starts), int_array(starts.values())]
     else:
         pairs = "VALUES " + ", ".join(["(%s, %s)"] * len(starts))
