@@ -759,7 +759,9 @@ class SettlementLine(models.Model):
                 name="settlement_ranges_ordered",
             ),
         ]
-        indexes = [models.Index(fields=["merchant", "period"], name="settlement_line_merchant_day")]
+        # No index of its own on (merchant, period): a merchant's lines are found
+        # through one_paid_line_per_sequence's (merchant, sequence) and sorted (a few
+        # hundred a year); every index is paid for on each line a batch writes.
 
     def __str__(self):
         return f"settlement of {self.merchant} for {self.period}: {self.net:,} won"

@@ -45,7 +45,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -260,11 +260,10 @@ _BUSY_TRIES = 5
 
 
 def _settle_range(batch: SettlementBatch, first: int, last: int, house: "_House") -> None:
-    merchant_ids = list(Merchant.objects.filter(pk__range=(first, last)).order_by("pk").values_list("pk", flat=True))
     for attempt in range(1, _BUSY_TRIES + 1):
         try:
             with transaction.atomic():
-                _add_to_totals(batch, _settle_merchants(batch, merchant_ids, house=house))
+                _add_to_totals(batch, _settle_merchants(batch, _lock_merchant_range(first, last), house=house))
             return
         except AccountBusy:
             if attempt == _BUSY_TRIES:
@@ -360,7 +359,7 @@ def settle_merchant_now(*, merchant: Merchant, acting_user, idempotency_key: str
                 requested_by=acting_user if getattr(acting_user, "pk", None) else None,
                 idempotency_key=key,
             )
-            [draft] = _settle_merchants(batch, [merchant.pk], instant=True) or [None]
+            [draft] = _settle_merchants(batch, _lock_merchants([merchant.pk]), instant=True) or [None]
             if draft is None:  # nothing received since the last settlement
                 raise errors.NothingToSettle()
             if draft.status == SettlementLine.Status.HELD:
@@ -479,12 +478,12 @@ class _House:
 
 
 def _settle_merchants(
-    batch: SettlementBatch, merchant_ids: Iterable[int], *, instant: bool = False, house: _House | None = None
+    batch: SettlementBatch, merchants: list[tuple], *, instant: bool = False, house: _House | None = None
 ) -> list[_Draft]:
     """Write a line for each merchant that has none in this batch yet, covering
     what is new since its last paid line, and post the ledger entries. Must run
-    inside transaction.atomic. Returns the lines written."""
-    merchants = _lock_merchants(sorted(set(merchant_ids)))
+    inside transaction.atomic, with `merchants` locked in it (_lock_merchants).
+    Returns the lines written."""
     ids = [pk for pk, *_ in merchants]
     have = _settled_in(batch, ids)
     merchants = [row for row in merchants if row[0] not in have]  # another worker settled them while we waited
@@ -508,14 +507,13 @@ def _settle_merchants(
     tiers = _tiers_in_force(batch.period, _fee_schedule())
     drafts, paying = [], []
     rates: dict[int, int] = {}  # by annual revenue: a few tiers for thousands of merchants
+    payments, refunds_given, from_merchants, to_merchants = (new[kind] for kind in KINDS)
     for merchant_id, status, revenue, token_account_id, settlement_account_id in merchants:
         mark = marks[merchant_id]
-        (
-            (p_through, payment_count, gross),
-            (r_through, _, refunds),
-            (i_through, _, received),
-            (o_through, _, paid_out),
-        ) = (new[kind].get(merchant_id, (mark[kind], 0, 0)) for kind in KINDS)
+        p_through, payment_count, gross = payments.get(merchant_id) or (mark["payments"], 0, 0)
+        r_through, _, refunds = refunds_given.get(merchant_id) or (mark["refunds"], 0, 0)
+        i_through, _, received = from_merchants.get(merchant_id) or (mark["from_merchants"], 0, 0)
+        o_through, _, paid_out = to_merchants.get(merchant_id) or (mark["to_merchants"], 0, 0)
         # A batch settles the merchants that received BKRW before its cutoff (refunds
         # alone wait for the next takings), an instant settlement anything new. Nothing
         # new (an instant settlement took it meanwhile): no empty line.
@@ -544,7 +542,7 @@ def _settle_merchants(
             to_merchants_through=o_through,
         )
         burned = draft.burned
-        reason = _held_reason(status, draft, accounts)
+        reason = _held_reason(status, burned, accounts[token_account_id], accounts[settlement_account_id])
         if reason:
             draft.status, draft.held_reason = SettlementLine.Status.HELD, reason
         else:
@@ -635,11 +633,10 @@ def _line_types() -> list[str]:
 _INSERT_ROWS = 500  # 500 x 26 parameters: under SQLite's limit per statement
 
 
-def _held_reason(merchant_status: str, draft: _Draft, accounts: dict) -> str:
+def _held_reason(merchant_status: str, burned: int, token, payee) -> str:
+    """Why a merchant's line is held rather than paid ("" if it is paid), given its locked accounts."""
     if merchant_status != Merchant.Status.ACTIVE:
         return HeldReason.MERCHANT_FROZEN
-    burned = draft.burned
-    token, payee = accounts[draft.token_account_id], accounts[draft.settlement_account_id]
     if token.status != Account.Status.ACTIVE or payee.status != Account.Status.ACTIVE:
         return HeldReason.ACCOUNT_FROZEN
     if burned < 0:
@@ -649,16 +646,28 @@ def _held_reason(merchant_status: str, draft: _Draft, accounts: dict) -> str:
     return ""
 
 
+_MERCHANT_FIELDS = ("id", "status", "annual_revenue", "token_account_id", "settlement_account_id")
+
+
 def _lock_merchants(merchant_ids: list[int]) -> list[tuple]:
     """Lock the merchants' rows in id order (voucher.services.common's lock order);
     each as (id, status, annual revenue, token account, settlement account)."""
-    fields = ("id", "status", "annual_revenue", "token_account_id", "settlement_account_id")
     if connection.vendor != "postgresql":
         merchants = Merchant.objects.select_for_update(no_key=True).filter(pk__in=merchant_ids).order_by("pk")
-        return list(merchants.values_list(*fields))
-    sql = f"""SELECT {", ".join(fields)} FROM voucher_merchant WHERE id = ANY(%s::bigint[])
+        return list(merchants.values_list(*_MERCHANT_FIELDS))
+    sql = f"""SELECT {", ".join(_MERCHANT_FIELDS)} FROM voucher_merchant WHERE id = ANY(%s::bigint[])
               ORDER BY id FOR NO KEY UPDATE"""
     return _rows(sql, [int_array(merchant_ids)])
+
+
+def _lock_merchant_range(first: int, last: int) -> list[tuple]:
+    """_lock_merchants for every merchant with an id from `first` to `last`."""
+    if connection.vendor != "postgresql":
+        merchants = Merchant.objects.select_for_update(no_key=True).filter(pk__range=(first, last)).order_by("pk")
+        return list(merchants.values_list(*_MERCHANT_FIELDS))
+    sql = f"""SELECT {", ".join(_MERCHANT_FIELDS)} FROM voucher_merchant WHERE id BETWEEN %s AND %s
+              ORDER BY id FOR NO KEY UPDATE"""
+    return _rows(sql, [first, last])
 
 
 def _settled_in(batch: SettlementBatch, merchant_ids: list[int]) -> set[int]:
