@@ -6,6 +6,7 @@ same payment rows, measured just before it in the same process.
 settlement template (bench/settlement.py).
 """
 
+import itertools
 import json
 import os
 import resource
@@ -21,6 +22,7 @@ def main() -> int:
     django.setup()
     from django.conf import settings
     from django.db import connection
+    from django.db.backends.signals import connection_created
 
     from bench.verify_child import _reset_peak_rss, _rss_kib
     from voucher import services
@@ -43,19 +45,23 @@ def main() -> int:
     groupby_seconds = min(timings[1:])
     payments = sum(row[1] for row in rows)
 
-    queries = 0
+    queries = itertools.count()
 
     def count(execute, sql, params, many, context):
-        nonlocal queries
-        queries += 1
+        next(queries)  # atomic under the GIL: settling threads share the counter
         return execute(sql, params, many, context)
+
+    def count_on(sender, connection, **kwargs):  # the settling threads' own connections
+        connection.execute_wrappers.append(count)
 
     peak_was_reset = _reset_peak_rss()
     baseline = _rss_kib()
     started = time.perf_counter()
+    connection_created.connect(count_on)
     with connection.execute_wrapper(count):
         batch = services.settle_day(day=day)
     settle_seconds = time.perf_counter() - started
+    connection_created.disconnect(count_on)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = batch_reconciliation(batch)
     print(
@@ -71,7 +77,7 @@ def main() -> int:
                 "net": batch.net,
                 "fees": batch.fees,
                 "reconciled": bool(report["balanced"]) and batch.payment_count == payments,
-                "queries": queries,
+                "queries": next(queries),
                 "entries": batch.lines.exclude(entry=None).values("entry_id").distinct().count(),
             }
         )
