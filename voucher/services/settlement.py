@@ -202,9 +202,10 @@ def _settle_ranges(batch: SettlementBatch, ranges: list[tuple[int, int, int]]) -
     per transaction; yields each range's merchant count as ranges finish.
 
     On PostgreSQL, outside a caller's transaction, VOUCHER_SETTLEMENT_WORKERS
-    threads settle chunks side by side, each on its own connection: a chunk
-    locks only its own merchants until its house accounts are written, last
-    (bank's deferred_balances), so chunks overlap but for those last milliseconds.
+    threads (this one and helpers) settle chunks side by side, each on its own
+    connection: a chunk locks only its own merchants until its house accounts
+    are written, last (bank's deferred_balances), so chunks overlap but for
+    those last milliseconds.
     Inside a caller's transaction (whose rows another connection cannot see), or
     on SQLite, chunks run one after the other on this connection."""
     house = _House.find()
@@ -217,37 +218,58 @@ def _settle_ranges(batch: SettlementBatch, ranges: list[tuple[int, int, int]]) -
     work: queue.SimpleQueue = queue.SimpleQueue()
     for merchant_range in ranges:
         work.put(merchant_range)
-    finished: queue.SimpleQueue = queue.SimpleQueue()
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # other workers' counts; None when one stops
     failed = threading.Event()
     failures: list[BaseException] = []
 
-    def settle_until_done() -> None:
+    def settle_next() -> int | None:
+        """Settle the next range; its merchant count, or None when none is left or a worker failed."""
+        if failed.is_set():
+            return None
         try:
-            while not failed.is_set():
-                try:
-                    first, last, count = work.get_nowait()
-                except queue.Empty:
-                    return
-                _settle_range(batch, first, last, house)
-                finished.put(count)
-        except BaseException as error:  # handed to the caller's thread, which raises it
+            first, last, count = work.get_nowait()
+        except queue.Empty:
+            return None
+        try:
+            _settle_range(batch, first, last, house)
+        except BaseException as error:  # raised in this (the caller's) thread once every worker stopped
             failures.append(error)
             failed.set()
+            return None
+        return count
+
+    def help_settle() -> None:
+        try:
+            while (count := settle_next()) is not None:
+                finished.put(count)
         finally:
             connections.close_all()  # this thread's own connection
             finished.put(None)
 
-    threads = [threading.Thread(target=settle_until_done, name=f"settle-{batch.pk}-{n}") for n in range(workers)]
-    for thread in threads:
+    helpers = [threading.Thread(target=help_settle, name=f"settle-{batch.pk}-{n}") for n in range(1, workers)]
+    for thread in helpers:
         thread.start()
-    running = workers
-    while running:
-        settled = finished.get()
-        if settled is None:
-            running -= 1
-        elif not failed.is_set():
-            yield settled
-    for thread in threads:
+    running = len(helpers)
+
+    def helpers_finished(wait: bool) -> Iterator[int]:
+        nonlocal running
+        while running:
+            try:
+                settled = finished.get(block=wait)
+            except queue.Empty:
+                return
+            if settled is None:
+                running -= 1
+            elif not failed.is_set():
+                yield settled
+
+    # This thread settles too, on the connection it has open already (a new one
+    # starts with cold caches: its first chunk took a third longer).
+    while (count := settle_next()) is not None:
+        yield count
+        yield from helpers_finished(wait=False)
+    yield from helpers_finished(wait=True)
+    for thread in helpers:
         thread.join()
     if failures:
         raise failures[0]
@@ -453,10 +475,7 @@ class _Draft:
     to_merchants_after: int = 0
     to_merchants_through: int = 0
     entry_id: int | None = None
-
-    @property
-    def burned(self) -> int:
-        return self.gross + self.from_merchants - self.refunds - self.to_merchants
+    burned: int = 0  # gross + from_merchants - refunds - to_merchants (not a column: net + fee when paid)
 
 
 @dataclass(frozen=True)
@@ -540,6 +559,7 @@ def _settle_merchants(
             from_merchants_through=i_through,
             to_merchants_after=mark["to_merchants"],
             to_merchants_through=o_through,
+            burned=gross + received - refunds - paid_out,
         )
         burned = draft.burned
         reason = _held_reason(status, burned, accounts[token_account_id], accounts[settlement_account_id])
@@ -567,12 +587,13 @@ def _entry_request(batch, group: list[_Draft], memo: str, house: "_House") -> En
 
     One entry for a group of merchants, as a bank books a bulk payment file: the
     postings still name each merchant's two accounts, and each line names the entry."""
-    lines = []
+    lines, burned, fees = [], 0, 0
     for draft in group:
         lines.append((draft.token_account_id, -draft.burned))
         if draft.net:
             lines.append((draft.settlement_account_id, draft.net))
-    burned, fees = sum(d.burned for d in group), sum(d.fee for d in group)
+        burned += draft.burned
+        fees += draft.fee
     lines += [(house.issuance.pk, burned), (house.reserve.pk, -burned)]
     if fees:
         lines.append((house.fees.pk, fees))
