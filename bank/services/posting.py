@@ -325,10 +325,11 @@ def _check_and_apply_balances(request: CheckedRequest, accounts: dict[int, Accou
 def _check_change(account, delta: int, allow_frozen_credit: bool) -> None:
     """May this locked account's balance change by `delta` (credit positive)?"""
     natural_delta = account.sign * delta
-    if account.status == Account.Status.CLOSED:
-        raise errors.AccountClosed(account=account.pk)
-    if account.status == Account.Status.FROZEN and not (allow_frozen_credit and natural_delta > 0):
-        raise errors.AccountFrozen(account=account.pk)
+    if account.status != Account.Status.ACTIVE:
+        if account.status == Account.Status.CLOSED:
+            raise errors.AccountClosed(account=account.pk)
+        if not (allow_frozen_credit and natural_delta > 0):
+            raise errors.AccountFrozen(account=account.pk)
     if natural_delta < 0 and not account.may_go_negative:
         available = account.available
         if available + natural_delta < 0:
