@@ -39,6 +39,7 @@ measured first: the ledger rows and their commit-time checks were most of the
 settlement's time.
 """
 
+import gc
 import logging
 import operator
 import queue
@@ -46,6 +47,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -163,11 +165,12 @@ def settle_day(*, day: date, acting_user=None, progress: Callable[[int, int], No
     ranges = _merchant_ranges(max(1, settings.VOUCHER_SETTLEMENT_CHUNK))
     total, done = sum(count for _, _, count in ranges), 0
     logger.info("settlement %s: %d merchants to look through", batch, total)
-    for checked in _settle_ranges(batch, ranges):
-        done += checked
-        if progress:
-            progress(done, total)
-        logger.info("settlement %s: %d of %d merchants looked through", batch, done, total)
+    with _collector_on_new_objects_only():
+        for checked in _settle_ranges(batch, ranges):
+            done += checked
+            if progress:
+                progress(done, total)
+            logger.info("settlement %s: %d of %d merchants looked through", batch, done, total)
     with transaction.atomic():
         batch = SettlementBatch.objects.select_for_update().get(pk=batch.pk)
         if batch.status != SettlementBatch.Status.DONE:
@@ -184,6 +187,19 @@ def settle_day(*, day: date, acting_user=None, progress: Callable[[int, int], No
                     after={"period": str(day), "paid": batch.paid_count, "held": batch.held_count, "net": batch.net},
                 )
     return batch
+
+
+@contextmanager
+def _collector_on_new_objects_only() -> Iterator[None]:
+    """While settling, Python's cycle collector looks only at objects made since it
+    began. The rows and drafts a batch makes add up to a full collection, which then
+    walks everything Django and the process have loaded (about 25 ms of a 0.45 s
+    1M-payment batch); gc.freeze sets those aside until gc.unfreeze gives them back."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _merchant_ranges(size: int) -> list[tuple[int, int, int]]:
