@@ -28,10 +28,12 @@ today's takings), the line is held with that reason and covers nothing: the
 refunds are netted against the next settlement.
 
 A batch settles its merchants a chunk per transaction (progress visible, a crash
-loses at most one chunk, which the next run re-does). Each chunk locks its
-merchants' rows, then their ledger accounts (the lock order of
+loses at most the chunks in flight, which the next run re-does). Each chunk locks
+an id range of merchants' rows, then their ledger accounts (the lock order of
 voucher.services.common), reads what is new with one query per kind of row,
-posts its entries with one call and inserts its lines with one statement. An
+posts its entries with one call and inserts its lines with one statement; the
+reserve, issuance and fee income accounts it posts to are written last (bank's
+deferred_balances), so that two chunks, on two threads, run side by side. An
 entry settles a group of up to MERCHANTS_PER_ENTRY merchants, as a bank books a
 bulk payment file: each merchant still has its own two postings in it (BKRW
 burned, KRW paid), and each line names the entry. One entry per merchant was
@@ -235,12 +237,12 @@ def _settle_ranges(batch: SettlementBatch, ranges: list[tuple[int, int, int]]) -
     for merchant_range in ranges:
         work.put(merchant_range)
     finished: queue.SimpleQueue = queue.SimpleQueue()  # other workers' counts; None when one stops
-    failed = threading.Event()
+    stop = threading.Event()  # a worker failed, or the caller stopped listening
     failures: list[BaseException] = []
 
     def settle_next() -> int | None:
-        """Settle the next range; its merchant count, or None when none is left or a worker failed."""
-        if failed.is_set():
+        """Settle the next range; its merchant count, or None when none is left or the workers stop."""
+        if stop.is_set():
             return None
         try:
             first, last, count = work.get_nowait()
@@ -250,7 +252,7 @@ def _settle_ranges(batch: SettlementBatch, ranges: list[tuple[int, int, int]]) -
             _settle_range(batch, first, last, house)
         except BaseException as error:  # raised in this (the caller's) thread once every worker stopped
             failures.append(error)
-            failed.set()
+            stop.set()
             return None
         return count
 
@@ -276,17 +278,20 @@ def _settle_ranges(batch: SettlementBatch, ranges: list[tuple[int, int, int]]) -
                 return
             if settled is None:
                 running -= 1
-            elif not failed.is_set():
+            elif not stop.is_set():
                 yield settled
 
-    # This thread settles too, on the connection it has open already (a new one
-    # starts with cold caches: its first chunk took a third longer).
-    while (count := settle_next()) is not None:
-        yield count
-        yield from helpers_finished(wait=False)
-    yield from helpers_finished(wait=True)
-    for thread in helpers:
-        thread.join()
+    try:
+        # This thread settles too, on the connection it has open already (a new
+        # one starts with cold caches: its first chunk took a third longer).
+        while (count := settle_next()) is not None:
+            yield count
+            yield from helpers_finished(wait=False)
+        yield from helpers_finished(wait=True)
+    finally:  # also when the caller stops listening: no helper goes on by itself
+        stop.set()
+        for thread in helpers:
+            thread.join()
     if failures:
         raise failures[0]
 
