@@ -150,3 +150,22 @@ def _waiting_for(holder: psycopg.Connection) -> bool:
     with psycopg.connect(url, autocommit=True) as probe:
         query = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
         return probe.execute(query, [holder.info.backend_pid]).fetchone()[0] > 0
+
+
+def test_a_batch_settled_by_two_threads_reports_progress_to_the_end_and_pays_each_merchant_once(settings):
+    # given merchants spread over several ranges, settled by this thread and a helper
+    settings.VOUCHER_SETTLEMENT_CHUNK = 2
+    settings.VOUCHER_SETTLEMENT_WORKERS = 2
+    shops = _shops_with_sales(7, sales=2)
+    seen = []
+    # when the batch runs
+    batch = services.settle_day(day=yesterday(), progress=lambda done, total: seen.append((done, total)))
+    # then progress only grows and ends with every merchant looked through
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == (7, 7) and len(seen) == 4  # ranges of 2, 2, 2 and 1 merchants
+    # and each merchant was paid once, by one line
+    assert batch.status == "done" and batch.paid_count == 7
+    assert Counter(batch.lines.values_list("merchant_id", flat=True)) == Counter({shop.pk: 1 for shop in shops})
+    assert_each_payment_settled_once(shops)
+    assert batch_reconciliation(batch)["balanced"]
+    assert_ledger_ok()
