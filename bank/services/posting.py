@@ -178,10 +178,7 @@ def post_locked(
     unlocked = {a for request in checked for a in request.account_ids} - accounts.keys() - later.keys()
     if unlocked:
         raise errors.InvalidEntry("Every account of a post_locked entry must be locked first.", account=min(unlocked))
-    if not later:
-        return apply_locked(checked, accounts)
-    keys = [r.idempotency_key for r in checked if r.idempotency_key]
-    return _apply_locked(checked, {**accounts, **later}, _entries_by_key(keys) if keys else {}, later.keys())
+    return apply_locked(checked, {**accounts, **later} if later else accounts, later.keys())
 
 
 class DeferredBalances:
@@ -246,14 +243,17 @@ def deferred_balances(accounts: Iterable[Account]) -> Iterator[DeferredBalances]
     house.apply()
 
 
-def apply_locked(requests: Sequence[CheckedRequest], accounts: dict[int, Account]) -> list[JournalEntry]:
+def apply_locked(
+    requests: Sequence[CheckedRequest], accounts: dict[int, Account], deferred=frozenset()
+) -> list[JournalEntry]:
     """Check every request against accounts the caller has locked, and write them.
 
     Must run under lock_accounts' locks; hold amounts the caller changed on the
-    locked accounts are saved with the balances.
+    locked accounts are saved with the balances (but for the `deferred` ones,
+    which their deferred_balances block writes).
     """
     keys = [r.idempotency_key for r in requests if r.idempotency_key]
-    return _apply_locked(requests, accounts, _entries_by_key(keys) if keys else {})
+    return _apply_locked(requests, accounts, _entries_by_key(keys) if keys else {}, deferred)
 
 
 def _apply_locked(

@@ -402,7 +402,7 @@ def settle_merchant_now(*, merchant: Merchant, acting_user, idempotency_key: str
                 requested_by=acting_user if getattr(acting_user, "pk", None) else None,
                 idempotency_key=key,
             )
-            [draft] = _settle_merchants(batch, _lock_merchants([merchant.pk]), instant=True) or [None]
+            [draft] = _settle_merchants(batch, _lock_merchant_range(merchant.pk, merchant.pk), instant=True) or [None]
             if draft is None:  # nothing received since the last settlement
                 raise errors.NothingToSettle()
             if draft.status == SettlementLine.Status.HELD:
@@ -522,7 +522,7 @@ def _settle_merchants(
 ) -> list[_Draft]:
     """Write a line for each merchant that has none in this batch yet, covering
     what is new since its last paid line, and post the ledger entries. Must run
-    inside transaction.atomic, with `merchants` locked in it (_lock_merchants).
+    inside transaction.atomic, with `merchants` locked in it (_lock_merchant_range).
     Returns the lines written."""
     ids = [pk for pk, *_ in merchants]
     have = _settled_in(batch, ids)
@@ -691,19 +691,10 @@ def _held_reason(merchant_status: str, burned: int, token, payee) -> str:
 _MERCHANT_FIELDS = ("id", "status", "annual_revenue", "token_account_id", "settlement_account_id")
 
 
-def _lock_merchants(merchant_ids: list[int]) -> list[tuple]:
-    """Lock the merchants' rows in id order (voucher.services.common's lock order);
-    each as (id, status, annual revenue, token account, settlement account)."""
-    if connection.vendor != "postgresql":
-        merchants = Merchant.objects.select_for_update(no_key=True).filter(pk__in=merchant_ids).order_by("pk")
-        return list(merchants.values_list(*_MERCHANT_FIELDS))
-    sql = f"""SELECT {", ".join(_MERCHANT_FIELDS)} FROM voucher_merchant WHERE id = ANY(%s::bigint[])
-              ORDER BY id FOR NO KEY UPDATE"""
-    return _rows(sql, [int_array(merchant_ids)])
-
-
 def _lock_merchant_range(first: int, last: int) -> list[tuple]:
-    """_lock_merchants for every merchant with an id from `first` to `last`."""
+    """Lock the rows of the merchants with ids from `first` to `last`, in id order
+    (voucher.services.common's lock order); each as (id, status, annual revenue,
+    token account, settlement account)."""
     if connection.vendor != "postgresql":
         merchants = Merchant.objects.select_for_update(no_key=True).filter(pk__range=(first, last)).order_by("pk")
         return list(merchants.values_list(*_MERCHANT_FIELDS))
