@@ -147,6 +147,21 @@ class NonceReplayed(BankError):
     message = "This signed request was already used."
 
 
+class EnrollmentCodeRequired(BankError):
+    code = "enrollment_code_required"
+    http_status = 403
+    message = (
+        "This holder has no active device key to sign the enrollment: enroll with the one-time code "
+        "the bank's counter gives after checking your identity."
+    )
+
+
+class EnrollmentCodeInvalid(BankError):
+    code = "enrollment_code_invalid"
+    http_status = 403
+    message = "The enrollment code is unknown, already used, replaced or expired; ask the bank for a new one."
+
+
 class IdempotencyKeyRequired(BankError):
     code = "idempotency_key_required"
     message = "Money-moving requests need an Idempotency-Key header (1 to 100 printable characters)."

@@ -311,6 +311,37 @@ class DeviceKey(models.Model):
         return f"{self.label or 'device'} of {self.party_id} ({self.status})"
 
 
+class EnrollmentCode(models.Model):
+    """A one-time code a teller hands, after checking the holder's identity, to a
+    holder who must enroll a device key without one (a first phone, or after
+    the last was revoked). A stolen API token alone can therefore never enroll
+    a key. Only the code's SHA-256 is kept; it is bound to one party, expires
+    and is used once (bank/services/enrollment.py)."""
+
+    class Status(models.TextChoices):
+        ISSUED = "issued", _("issued")
+        USED = "used", _("used")
+        VOIDED = "voided", _("voided")  # a newer code was issued to the same holder
+
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="enrollment_codes")
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the normalized code, hex.")
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=300)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ISSUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    device = models.ForeignKey(
+        DeviceKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="The key it enrolled."
+    )
+
+    class Meta:
+        permissions = [("issue_enrollment_code", "Can issue a device enrollment code after identity checks")]
+
+    def __str__(self):
+        return f"enrollment code #{self.pk} of {self.party_id} ({self.status})"
+
+
 class UsedNonce(models.Model):
     """A nonce a device has signed once. The unique constraint is what refuses a replay."""
 

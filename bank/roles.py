@@ -47,6 +47,8 @@ ROLES: dict[str, list[str]] = {
         "voucher.view_customerwallet",
         "voucher.change_kyc_tier",
         "voucher.revoke_device_key",
+        # a holder with no usable device key gets a one-time code, after an identity check at the counter
+        "bank.issue_enrollment_code",
         "voucher.freeze_wallet",
         "bank.record_cash",
     ],

@@ -247,6 +247,9 @@ PORTAL_PAYMENT_REQUEST_MINUTES = int(os.environ.get("PORTAL_PAYMENT_REQUEST_MINU
 
 # Signed requests: how far a device's clock may be from ours.
 SIGNED_REQUEST_WINDOW_SECONDS = int(os.environ.get("SIGNED_REQUEST_WINDOW_SECONDS", "300"))
+# A holder with no usable device key enrolls one only with a one-time code a teller
+# issues after an identity check (docs/SIGNING.md); it expires after this many hours.
+DEVICE_ENROLLMENT_CODE_HOURS = int(os.environ.get("DEVICE_ENROLLMENT_CODE_HOURS", "24"))
 
 # Back-office controls (maker-checker). A staff mint (grant or reward issued by
 # hand) above LARGE_MINT_THRESHOLD won needs a second staff member's approval.

@@ -21,6 +21,17 @@ HEADERS = {
 }
 
 
+def signed_request(request) -> dict:
+    """check_signature's arguments (all but the party) for a request signed outside
+    SignedPostMixin: device enrollment and revocation."""
+    return {
+        "method": request.method,
+        "path": request.get_full_path(),
+        "body": request._request.body,
+        **{name: request.headers.get(header, "") for name, header in HEADERS.items()},
+    }
+
+
 class SignedPostMixin(IdempotentPostMixin):
     """Views implement signing_party(request): whose device keys may sign this request."""
 

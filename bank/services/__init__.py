@@ -19,6 +19,7 @@ from bank.services.controls import (
     set_payments_paused,
     use_minter_allowance,
 )
+from bank.services.enrollment import enroll_device_key, issue_enrollment_code, revoke_own_device_key
 from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
 from bank.services.identity import (
     check_possession,
@@ -65,6 +66,9 @@ __all__ = [
     "forget_old_nonces",
     "has_active_device",
     "register_device_key",
+    "enroll_device_key",
+    "issue_enrollment_code",
+    "revoke_own_device_key",
     "revoke_device_key",
     "stored_response_or_consume_nonce",
     "expire_holds",

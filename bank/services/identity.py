@@ -20,20 +20,39 @@ from bank.services.unique_insert import insert_unique
 MAX_NONCE_LENGTH = 64
 
 
-def register_device_key(*, party: Party, public_key: bytes, label: str = "") -> DeviceKey:
-    """Register a public key for a party; registering the same key again returns it."""
+def register_device_key(*, party: Party, public_key: bytes, label: str = "", actor=None) -> DeviceKey:
+    """Register a public key for a party as the bank's own setup step: the portal's
+    derived key, the demo, the bench, tests. No holder reaches this with a token:
+    the API enrolls through bank.services.enrollment.enroll_device_key. Registering
+    the same key again returns it; a new key is audited."""
+    device, _ = store_device_key(party=party, public_key=public_key, label=label, actor=actor, how="bank setup")
+    return device
+
+
+def store_device_key(
+    *, party: Party, public_key: bytes, label: str, actor, how: str, after=None
+) -> tuple[DeviceKey, bool]:
+    """Write (or find) the key; the caller has authorized the enrollment. Returns (key, created)."""
     try:
         compressed = identity.compressed_public_key(public_key)
     except identity.MalformedKey:
         raise errors.InvalidPublicKey()
-    device, _ = DeviceKey.objects.get_or_create(
-        party=party,
-        public_key=compressed.hex(),
-        defaults={"did": identity.did_key(compressed), "label": label[:80]},
-    )
-    if device.status != DeviceKey.Status.ACTIVE:
-        raise errors.DeviceKeyUnknown("This key was revoked; register a new one.", device=device.pk)
-    return device
+    with transaction.atomic():
+        device, created = DeviceKey.objects.get_or_create(
+            party=party,
+            public_key=compressed.hex(),
+            defaults={"did": identity.did_key(compressed), "label": label[:80]},
+        )
+        if device.status != DeviceKey.Status.ACTIVE:
+            raise errors.DeviceKeyUnknown("This key was revoked; register a new one.", device=device.pk)
+        if created:
+            record_audit(
+                actor=actor,
+                action="device_key.enroll",
+                target=device,
+                after={"party": party.pk, "did": device.did, "label": device.label, "via": how, **(after or {})},
+            )
+    return device, created
 
 
 def check_possession(*, public_key: bytes, message: bytes, proof_hex) -> None:
@@ -89,15 +108,20 @@ def check_signature(
     timestamp,
     signature_hex: str,
     device: DeviceKey | None = None,
+    revoked_signer: DeviceKey | None = None,
 ) -> DeviceKey:
     """Check a request's signature without consuming its nonce (see consume_nonce).
 
     `device` is the key `device_id` names when the caller has read it already
-    (with the party's other rows); it is used only if it is that party's active key."""
+    (with the party's other rows); it is used only if it is that party's active key.
+    `revoked_signer` may sign even when revoked: the key a revocation names, so
+    the retry of a phone's revocation of its own key is still answered."""
     if not all([device_id, nonce, timestamp, signature_hex]):
         raise errors.SignatureMissing()
     wanted = _as_int(device_id)
-    if not (
+    if revoked_signer is not None and revoked_signer.pk == wanted and revoked_signer.party_id == party.pk:
+        device = revoked_signer
+    elif not (
         device is not None
         and device.pk == wanted
         and device.party_id == party.pk

@@ -56,17 +56,27 @@ class AppUser:
         if key is not None:
             headers["HTTP_IDEMPOTENCY_KEY"] = key
         if sign:
-            nonce = nonce or f"nonce-{uuid.uuid4().hex}"
-            timestamp = int(time.time()) if timestamp is None else timestamp
-            payload = identity.request_payload(method="POST", path=path, body=data, nonce=nonce, timestamp=timestamp)
-            signature = identity.sign_digest(secret or self.secret, identity.payload_digest(payload))
-            headers.update(
-                HTTP_X_DEVICE_KEY=str(device_id or self.device.pk),
-                HTTP_X_NONCE=nonce,
-                HTTP_X_TIMESTAMP=str(timestamp),
-                HTTP_X_SIGNATURE=signature.hex(),
-            )
+            headers.update(self.signature_headers("POST", path, data, nonce, secret, timestamp, device_id))
         return self.client.generic("POST", path, data, content_type="application/json", **headers)
+
+    def delete(self, path: str, *, sign: bool = True, **signing):
+        """A DELETE signed over the empty body (device revocation)."""
+        headers = self.signature_headers("DELETE", path, b"", **signing) if sign else {}
+        return self.client.generic("DELETE", path, b"", **headers)
+
+    def signature_headers(
+        self, method: str, path: str, data: bytes, nonce=None, secret=None, timestamp=None, device_id=None
+    ) -> dict:
+        nonce = nonce or f"nonce-{uuid.uuid4().hex}"
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        payload = identity.request_payload(method=method, path=path, body=data, nonce=nonce, timestamp=timestamp)
+        signature = identity.sign_digest(secret or self.secret, identity.payload_digest(payload))
+        return {
+            "HTTP_X_DEVICE_KEY": str(device_id or self.device.pk),
+            "HTTP_X_NONCE": nonce,
+            "HTTP_X_TIMESTAMP": str(timestamp),
+            "HTTP_X_SIGNATURE": signature.hex(),
+        }
 
     def payment_request(self, amount: int, *, reference: str = "", expires_in: int = 300, nonce: str | None = None):
         """The body of POST /payment-requests/, signed by this merchant's device."""

@@ -116,7 +116,7 @@ def test_an_expired_request_is_refused_and_writes_nothing(db, later):
 def test_a_request_signed_by_a_revoked_device_no_longer_pays(db):
     till, customer = merchant_app(), citizen_app(10_000)
     payload = till.client.post(REQUESTS, till.payment_request(1_000), format="json").json()["payload"]
-    services_revoke = till.client.delete(f"/api/v1/devices/{till.device.pk}/")
+    services_revoke = till.delete(f"/api/v1/devices/{till.device.pk}/")
     assert services_revoke.status_code == 204
     response = customer.post(PAY, {"payment_request": payload})
     assert response.json()["error"]["code"] == "payment_request_invalid"

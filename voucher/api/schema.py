@@ -35,7 +35,9 @@ READ_ERRORS = error_responses(400, 401, 403)
 READ_ERRORS_WITH_404 = error_responses(400, 401, 403, 404)  # a query parameter naming an object that does not exist
 
 
-# Adding a device key: signed like a money-moving request once the holder has a key, not before.
+# Revoking a device key: signed like a money-moving request, without an Idempotency-Key.
+DEVICE_REVOKE_HEADERS = [p for p in SIGNED_POST_HEADERS if p.name != "Idempotency-Key"]
+# Enrolling a device key: signed by an active key of the holder, unless it carries an enrollment code.
 DEVICE_SIGNATURE_HEADERS = [
     OpenApiParameter(p.name, p.type, OpenApiParameter.HEADER, required=False, description=p.description)
     for p in SIGNED_POST_HEADERS

@@ -106,6 +106,14 @@ class DeviceRegisterSerializer(serializers.Serializer):
         'over SHA-256 of the lines "BKRW-DEVICE-KEY-1", the login\'s username, the holder ("wallet" or '
         '"merchant") and the compressed public key in hex, joined by "\\n".',
     )
+    enrollment_code = serializers.CharField(
+        max_length=40,
+        required=False,
+        help_text="The one-time code the bank's counter gave after checking the holder's identity "
+        '(e.g. "ABCD-EFGH-JKMN-PQRS"; case, dashes and spaces do not matter). Needed when the holder has no '
+        "active device key to sign this request (a first phone, or the last one revoked); then the request "
+        "need not be signed.",
+    )
 
 
 class DeviceSerializer(serializers.Serializer):

@@ -1,7 +1,12 @@
 """Device keys: a citizen's or merchant's phone registers its secp256k1 public
-key once, then signs every money-moving request with it."""
+key once, then signs every money-moving request with it.
 
-from django.db import transaction
+Enrolling or revoking a key needs more than the API token: a signature by an
+active key of the same holder, or (to enroll without one) a one-time code from
+the bank's counter (bank/services/enrollment.py). A merchant's keys are managed
+by its owner only; its clerks use the tills the owner enrolled.
+"""
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -12,17 +17,19 @@ from bank import errors as bank_errors
 from bank import identity
 from bank import services as bank_services
 from bank.api.errors import error_responses
-from bank.api.signing import HEADERS as SIGNATURE_HEADERS
+from bank.api.signing import signed_request
 from bank.models import DeviceKey
+from voucher import errors
 from voucher.api.access import membership_of, wallet_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import DEVICE_SIGNATURE_HEADERS, READ_ERRORS
+from voucher.api.schema import DEVICE_REVOKE_HEADERS, DEVICE_SIGNATURE_HEADERS, READ_ERRORS
 from voucher.api.serializers import DeviceRegisterSerializer, DeviceSerializer
 from voucher.api.views.common import body
+from voucher.models import MerchantMember
 
 
 def _parties(request) -> dict:
-    """holder name -> party the login may register and use keys for."""
+    """holder name -> party the login may see keys of."""
     parties = {}
     wallet, member = wallet_of(request), membership_of(request)
     if wallet is not None:
@@ -30,6 +37,12 @@ def _parties(request) -> dict:
     if member is not None:
         parties["merchant"] = member.merchant.party
     return parties
+
+
+def _check_may_manage(request, holder: str) -> None:
+    """Every member sees the merchant's keys; only its owner adds or revokes them."""
+    if holder == "merchant" and membership_of(request).role != MerchantMember.Role.OWNER:
+        raise errors.MerchantOwnerOnly("Only the merchant's owner enrolls and revokes its device keys.")
 
 
 def _device_data(device: DeviceKey, holder: str) -> dict:
@@ -62,15 +75,19 @@ class DeviceListView(GenericAPIView):
         return self.get_paginated_response(DeviceSerializer(data, many=True).data)
 
     @extend_schema(
-        summary="Register a device key",
-        description="Registers a secp256k1 public key for the login's wallet (default) or merchant, with a "
-        "proof that the phone holds its secret. The first key needs only the login; once the holder has an active "
-        "key, a new one must be added from a phone that holds one: the request is signed like a money-moving one "
-        "(X-Device-Key, X-Nonce, X-Timestamp, X-Signature), so a stolen API token alone cannot enroll a thief's "
-        "phone. Registering the same key again returns it. Its id is the X-Device-Key of signed requests.",
+        summary="Enroll a device key",
+        description="Enrolls a secp256k1 public key for the login's wallet (default) or merchant, with a proof "
+        "that the phone holds its secret. The API token alone is never enough: the request is either signed like "
+        "a money-moving one (X-Device-Key, X-Nonce, X-Timestamp, X-Signature) by an active key of the same "
+        "holder (a second phone added from the first), or carries `enrollment_code`, the one-time code a bank "
+        "teller issues after checking the holder's identity (the first phone, or after the last key was "
+        "revoked; then the request need not be signed). A merchant's keys are enrolled by its owner only. The "
+        "same key enrolled again is returned with 200 and nothing changes. Its id is the X-Device-Key of signed "
+        "requests. Errors: enrollment_code_required (no active key and no code), enrollment_code_invalid, "
+        "device_proof_invalid, merchant_owner_only, and the signature's codes. See docs/SIGNING.md.",
         parameters=DEVICE_SIGNATURE_HEADERS,
         request=DeviceRegisterSerializer,
-        responses={201: DeviceSerializer, **error_responses(400, 401, 403, 409, 429)},
+        responses={201: DeviceSerializer, 200: DeviceSerializer, **error_responses(400, 401, 403, 409, 429)},
     )
     def post(self, request):
         data = body(DeviceRegisterSerializer, request)
@@ -78,6 +95,7 @@ class DeviceListView(GenericAPIView):
         holder = data.get("holder") or next(iter(parties), None)
         if holder not in parties:
             raise exceptions.PermissionDenied(f"Your login has no {holder or 'wallet or merchant'} to hold keys.")
+        _check_may_manage(request, holder)
         party, public_key = parties[holder], bytes.fromhex(data["public_key"])
         try:
             message = identity.device_proof_message(
@@ -85,16 +103,18 @@ class DeviceListView(GenericAPIView):
             )
         except identity.MalformedKey:
             raise bank_errors.InvalidPublicKey()
-        bank_services.check_possession(public_key=public_key, message=message, proof_hex=data["proof"])
-        with transaction.atomic():
-            if bank_services.has_active_device(party, other_than=public_key):
-                values = {name: request.headers.get(header, "") for name, header in SIGNATURE_HEADERS.items()}
-                approver = bank_services.check_signature(
-                    party=party, method="POST", path=request.get_full_path(), body=request._request.body, **values
-                )
-                bank_services.consume_nonce(device=approver, nonce=values["nonce"])
-            device = bank_services.register_device_key(party=party, public_key=public_key, label=data["label"])
-        return Response(DeviceSerializer(_device_data(device, holder)).data, status=status.HTTP_201_CREATED)
+        device, created = bank_services.enroll_device_key(
+            actor=request.user,
+            party=party,
+            public_key=public_key,
+            label=data["label"],
+            proof_message=message,
+            proof_hex=data["proof"],
+            enrollment_code=data.get("enrollment_code", ""),
+            signed_request=signed_request(request),
+        )
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(DeviceSerializer(_device_data(device, holder)).data, status=answer)
 
 
 @extend_schema(tags=["devices"])
@@ -113,8 +133,19 @@ class DeviceDetailView(GenericAPIView):
         device, holder = self._device(request, device_id)
         return Response(DeviceSerializer(_device_data(device, holder)).data)
 
-    @extend_schema(summary="Revoke a device key (a lost phone)", request=None, responses={204: None})
+    @extend_schema(
+        summary="Revoke a device key (a lost phone)",
+        description="Signed like a money-moving request (X-Device-Key, X-Nonce, X-Timestamp, X-Signature) over "
+        "method DELETE, this path and the empty body, by an active key of the same holder or by the key being "
+        "revoked itself; no Idempotency-Key. Revoking a key already revoked answers 204 again and writes nothing, "
+        "so a retry with the same headers is safe. A merchant's keys are revoked by its owner only. A phone lost "
+        "with no other device is revoked by the bank's counter. See docs/SIGNING.md.",
+        parameters=DEVICE_REVOKE_HEADERS,
+        request=None,
+        responses={204: None, **error_responses(401, 403, 404, 409)},
+    )
     def delete(self, request, device_id: int):
-        device, _ = self._device(request, device_id)
-        bank_services.revoke_device_key(actor=request.user, device=device, reason="revoked by its owner in the app")
+        device, holder = self._device(request, device_id)
+        _check_may_manage(request, holder)
+        bank_services.revoke_own_device_key(actor=request.user, device=device, signed_request=signed_request(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
