@@ -16,6 +16,7 @@ from bank.admin import (
 from bank.errors import BankError
 from bank.models import Account
 from voucher import services
+from voucher.admin_devices import DeviceKeysAdminMixin
 from voucher.models import (
     Benefit,
     KycTier,
@@ -244,14 +245,29 @@ class WalletAdmin(FreezeActionsMixin, ReadOnlyAdmin):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(FreezeActionsMixin, ReadOnlyAdmin):
+class MerchantAdmin(DeviceKeysAdminMixin, FreezeActionsMixin, ReadOnlyAdmin):
     list_display = ["name", "business_registration_number", "category", "district", "annual_revenue", "status"]
     list_filter = ["category", "district", "status"]
     search_fields = ["name", "business_registration_number"]
     actions = ["freeze", "request_unfreeze"]
     action_permissions = {"freeze": "voucher.freeze_merchant"}
+    # The merchant's page also lists its device keys, to revoke one and to issue an enrollment code.
+    change_form_template = "admin/voucher/merchant/change_form.html"
+    change_url_name = "admin:voucher_merchant_change"
 
     freeze_title = "Freeze merchants"
+
+    def device_party(self, merchant):
+        return merchant.party
+
+    def get_urls(self):
+        return self.device_urls() + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        merchant = self.get_object(request, object_id)
+        if merchant is not None and self.has_view_permission(request, merchant):
+            extra_context = {**(extra_context or {}), **self.device_context(request, merchant)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def freeze_one(self, request, merchant, reason: str):
         services.set_merchant_status(

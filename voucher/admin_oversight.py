@@ -11,11 +11,10 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from bank import services as bank_services
 from bank.admin import ReadOnlyAdmin
 from bank.errors import BankError
-from bank.models import DeviceKey
 from voucher import selectors, services
+from voucher.admin_devices import DeviceKeysAdminMixin
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import CustomerWallet, FraudFlag, KycTier, Lot, Reconciliation
@@ -55,11 +54,15 @@ def _redirect_back(customer_id) -> HttpResponseRedirect:
 
 
 @admin.register(CustomerWallet)
-class CustomerWalletAdmin(ReadOnlyAdmin):
+class CustomerWalletAdmin(DeviceKeysAdminMixin, ReadOnlyAdmin):
     list_display = ["id", "owner", "owner_ref", "kyc_tier", "status", "created_at"]
     list_filter = ["kyc_tier", "status"]
     search_fields = ["owner__external_ref", "owner__display_name", "user__username", "user__email"]
     list_select_related = ["owner"]
+    change_url_name = "admin:voucher_customerwallet_change"
+
+    def device_party(self, wallet):
+        return wallet.owner
 
     @admin.display(description="party ref", ordering="owner__external_ref")
     def owner_ref(self, wallet):
@@ -68,7 +71,7 @@ class CustomerWalletAdmin(ReadOnlyAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<int:pk>/revoke-device/", view(self.revoke_device_view), name="voucher_customerwallet_revoke_device"),
+            *self.device_urls(),
             path("<int:pk>/kyc-tier/", view(self.kyc_tier_view), name="voucher_customerwallet_kyc_tier"),
         ] + super().get_urls()
 
@@ -100,31 +103,11 @@ class CustomerWalletAdmin(ReadOnlyAdmin):
             "max_balance": limits.max_balance(wallet.kyc_tier),
             "benefits": selectors.wallet_benefits(wallet, today),
             "history": history,
-            "devices": DeviceKey.objects.filter(party=wallet.owner).order_by("status", "-created_at"),
             "kyc_tiers": KycTier.choices,
             "can_change_kyc": request.user.has_perm("voucher.change_kyc_tier"),
-            "can_revoke": request.user.has_perm("voucher.revoke_device_key"),
+            **self.device_context(request, wallet),
         }
         return TemplateResponse(request, "admin/voucher/customerwallet/customer.html", context)
-
-    def revoke_device_view(self, request, pk):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("voucher.revoke_device_key"):
-            raise PermissionDenied
-        wallet = self.get_object(request, str(pk))
-        if wallet is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, str(pk))
-        reason = request.POST.get("reason", "").strip()
-        device = DeviceKey.objects.filter(party=wallet.owner, pk=request.POST.get("device") or None).first()
-        if device is None:
-            self.message_user(request, "No such device of this customer.", messages.ERROR)
-        elif not reason:
-            self.message_user(request, "A reason is required to revoke a device.", messages.ERROR)
-        else:
-            bank_services.revoke_device_key(actor=request.user, device=device, reason=reason[:300])
-            self.message_user(request, f"Device {device.label or device.did} revoked.", messages.SUCCESS)
-        return _redirect_back(pk)
 
     def kyc_tier_view(self, request, pk):
         if request.method != "POST":

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from bank.errors import BankError
-from bank.models import ApprovalRequest, AuditEvent, ControlState, JournalEntry, MinterAllowance
+from bank.models import ApprovalRequest, AuditEvent, ControlState, EnrollmentCode, JournalEntry, MinterAllowance
 from bank.roles import ROLES, grant_role, setup_roles
 from tests.factories.voucher import citizen, city_budget, merchant, program, staff
 from voucher import services
@@ -94,8 +94,19 @@ def change_a_wallet_by_post(client, user):
     return response.status_code != 403 and Wallet.objects.get(pk=wallet.pk).kyc_tier == "anonymous"
 
 
+def issue_enrollment_code(client, user):
+    wallet = citizen()
+    url = reverse("admin:voucher_customerwallet_enrollment_code", args=[wallet.pk])
+    client.post(url, {"identity_checked": "on", "reason": "ID card checked"})
+    return EnrollmentCode.objects.filter(party=wallet.owner).exists()
+
+
 ACTIONS = [
     ("teller", freeze_wallet, True),
+    ("teller", issue_enrollment_code, True),
+    ("program_manager", issue_enrollment_code, False),
+    ("approver", issue_enrollment_code, False),
+    ("auditor", issue_enrollment_code, False),
     ("teller", change_kyc_tier, True),
     ("teller", approve_unfreeze, False),
     ("teller", pause_payments, False),
