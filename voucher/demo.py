@@ -10,12 +10,13 @@ caller's business).
 
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from bank.models import Account, Party
 from bank.roles import grant_role
-from bank.services import open_account, open_party, post_entry
+from bank.services import issue_enrollment_code, open_account, open_party, post_entry
 from voucher import services
 from voucher.clock import SEOUL, seoul_today
 from voucher.models import Merchant, MerchantMember, Payment, VoucherProgram, Wallet
@@ -106,7 +107,8 @@ MERCHANTS = [
 
 CITIZENS = 20
 # Demo logins for the wallet API (reads need only the token; money-moving
-# requests also need a device key the app registers with POST /api/v1/devices/).
+# requests also need a device key the app enrolls with POST /api/v1/devices/,
+# the first one with an enrollment code a teller issues: the demo prints one).
 CITIZEN_PASSWORD = "busan-citizen-2026"
 MERCHANT_PASSWORD = "busan-merchant-2026"
 ANONYMOUS = {17, 18, 19}
@@ -194,6 +196,11 @@ def load_voucher_demo(stdout) -> None:
         f"  merchant login: {owner.username} / {MERCHANT_PASSWORD} ({first.name}, owner; API token {_token(owner)}); "
         f"every merchant has <short name>-owner, {MERCHANTS[0][0]} also {MERCHANTS[0][0]}-clerk"
     )
+    citizen_code, merchant_code = _enrollment_codes(wallets[0], first)
+    stdout.write(
+        f"  device enrollment codes (one-time, {settings.DEVICE_ENROLLMENT_CODE_HOURS} h, issued by the teller): "
+        f"{wallets[0].user.username} {citizen_code}, {owner.username} {merchant_code} (docs/SIGNING.md)"
+    )
     stdout.write(
         f"  merchant portal: http://127.0.0.1:8000/portal/ as {MERCHANTS[0][0]}-owner (owner) or "
         f"{MERCHANTS[0][0]}-clerk (clerk), password {MERCHANT_PASSWORD}"
@@ -248,6 +255,19 @@ def _staff():
             user.save(update_fields=["password"])
         users.append(user)
     return users
+
+
+def _enrollment_codes(wallet: Wallet, merchant: Merchant) -> tuple[str, str]:
+    """Codes for the first citizen's and merchant's first phone, issued as a teller
+    would at the counter (the real service: audited, digest only, expiring); a new
+    run issues new ones and voids the old."""
+    teller, _ = get_user_model().objects.get_or_create(username="teller", defaults={"is_staff": True})
+    teller = grant_role(teller, "teller")
+    reason = "demo data: the demo login's first phone"
+    return (
+        issue_enrollment_code(actor=teller, party=wallet.owner, reason=reason)[1],
+        issue_enrollment_code(actor=teller, party=merchant.party, reason=reason)[1],
+    )
 
 
 def _login(username: str, password: str):

@@ -1,7 +1,11 @@
+import hashlib
 import io
+import re
 
+import coincurve
 from rest_framework.test import APIClient
 
+from bank import identity
 from bank.models import Account, JournalEntry
 from bank.services import seal_pending_entries
 from tests.voucher.support import assert_ledger_ok
@@ -74,3 +78,25 @@ def test_every_demo_merchant_has_sales_today_and_over_the_last_30_days_for_the_p
         assert sales[-1].count >= 2, merchant
         assert sum(1 for day in sales[:-1] if day.count) >= 9, merchant
     assert_ledger_ok()
+
+
+def test_the_demo_prints_enrollment_codes_that_enroll_the_demo_logins_first_phones(db):
+    out = io.StringIO()
+    load_voucher_demo(out)
+    codes = dict(re.findall(r"(citizen01|milmyeon-owner) ([A-Z0-9]{4}(?:-[A-Z0-9]{4}){3})", out.getvalue()))
+    assert set(codes) == {"citizen01", "milmyeon-owner"}
+    client = APIClient()
+    for username, password, holder in (
+        ("citizen01", CITIZEN_PASSWORD, "wallet"),
+        ("milmyeon-owner", MERCHANT_PASSWORD, "merchant"),
+    ):
+        token = client.post("/api/v1/auth/token/", {"username": username, "password": password}, format="json")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.json()['token']}")
+        secret = hashlib.sha256(username.encode()).digest()
+        public = coincurve.PrivateKey(secret).public_key.format()
+        message = identity.device_proof_message(username=username, holder=holder, public_key=public)
+        proof = identity.sign_digest(secret, identity.payload_digest(message)).hex()
+        body = {"public_key": public.hex(), "proof": proof, "holder": holder, "enrollment_code": codes[username]}
+        response = client.post("/api/v1/devices/", body, format="json")
+        assert response.status_code == 201, response.content
+        client.credentials()
