@@ -115,6 +115,7 @@ def arrange(wallets: int = WALLETS) -> Shop:
         )
         services.top_up(wallet=wallet, amount=1_000_000, idempotency_key=f"bench-seed-{index}")
         secret = (index + 1).to_bytes(32, "big")
+        # The bank's own setup step (audited), as the demo's phones would enroll with a teller's code.
         device = bank_services.register_device_key(
             party=party, public_key=coincurve.PrivateKey(secret).public_key.format(), label="bench phone"
         )

@@ -124,3 +124,14 @@ def test_the_server_accepts_the_first_vector_at_its_time_and_refuses_it_with_a_r
     ethereum_v = signature[:-2] + f"{int(signature[-2:], 16) + 27:02x}"
     with pytest.raises(errors.SignatureInvalid):
         services.check_signature(party=party, timestamp=str(timestamp), signature_hex=ethereum_v, **signed)
+
+
+def test_the_python_client_example_of_the_doc_signs_the_vectors():
+    example = DOC.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"secret": SECRET}
+    exec(example, namespace)  # the document's own code, as a mobile engineer would paste it
+    for method, path, body, nonce, timestamp, _, _, signature in REQUESTS:
+        assert namespace["sign"](SECRET, method, path, body, nonce, timestamp) == signature
+    headers = namespace["headers"]
+    assert set(headers) == {"Idempotency-Key", "X-Device-Key", "X-Nonce", "X-Timestamp", "X-Signature"}
+    assert namespace["body"] == REQUESTS[0][2]

@@ -107,7 +107,7 @@ class AppUser:
         )
 
 
-def _client(user) -> APIClient:
+def api_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
     return client
@@ -129,7 +129,7 @@ def citizen_app(tokens: int = 10_000, *, extra_krw: int = 100_000, kyc_tier: str
     device = bank_services.register_device_key(
         party=wallet.owner, public_key=coincurve.PrivateKey(secret).public_key.format(), label="phone"
     )
-    return AppUser(client=_client(user), user=user, device=device, secret=secret, wallet=wallet)
+    return AppUser(client=api_client(user), user=user, device=device, secret=secret, wallet=wallet)
 
 
 def merchant_app(shop: Merchant | None = None, *, role: str = MerchantMember.Role.OWNER, **merchant_fields) -> AppUser:
@@ -141,4 +141,4 @@ def merchant_app(shop: Merchant | None = None, *, role: str = MerchantMember.Rol
     device = bank_services.register_device_key(
         party=shop.party, public_key=coincurve.PrivateKey(secret).public_key.format(), label="till"
     )
-    return AppUser(client=_client(user), user=user, device=device, secret=secret, merchant=shop)
+    return AppUser(client=api_client(user), user=user, device=device, secret=secret, merchant=shop)

@@ -9,9 +9,10 @@ from bank import identity
 from bank import services as bank_services
 from bank.models import AuditEvent, DeviceKey, EnrollmentCode, UsedNonce
 from bank.roles import grant_role
-from tests.factories.api import citizen_app, merchant_app
-from tests.factories.voucher import UserFactory, merchant
+from tests.factories.api import AppUser, api_client, citizen_app, merchant_app
+from tests.factories.voucher import UserFactory, citizen, merchant
 from tests.voucher.support import ledger_size
+from voucher import services
 from voucher.models import MerchantMember
 
 DEVICES = "/api/v1/devices/"
@@ -145,17 +146,14 @@ def test_a_holder_without_a_key_enrolls_once_with_a_tellers_code(db):
 
 
 def test_a_brand_new_holders_first_key_also_needs_a_code(db):
-    app = citizen_app(1_000)
-    bob = citizen_app(1_000)
-    _lose_every_key(bob.wallet.owner)
-    DeviceKey.objects.filter(party=bob.wallet.owner).update(party=app.wallet.owner)  # bob never had one
-    assert not DeviceKey.objects.filter(party=bob.wallet.owner).exists()
+    user = UserFactory()
+    wallet = services.open_wallet(owner=citizen().owner, user=user)
+    bob = AppUser(client=api_client(user), user=user, device=None, secret=b"", wallet=wallet)  # never had a key
     response = _enroll(bob, bytes.fromhex("2b" * 32), sign=False)
     assert (response.status_code, response.json()["error"]["code"]) == (403, "enrollment_code_required")
-    assert (
-        _enroll(bob, bytes.fromhex("2b" * 32), sign=False, enrollment_code=_code_for(bob.wallet.owner)).status_code
-        == 201
-    )
+    assert not DeviceKey.objects.filter(party=wallet.owner).exists()
+    code = _code_for(wallet.owner)
+    assert _enroll(bob, bytes.fromhex("2b" * 32), sign=False, enrollment_code=code).status_code == 201
 
 
 @pytest.mark.parametrize("case", ["another holder's", "expired", "replaced by a newer one"])
