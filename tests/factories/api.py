@@ -142,3 +142,20 @@ def merchant_app(shop: Merchant | None = None, *, role: str = MerchantMember.Rol
         party=shop.party, public_key=coincurve.PrivateKey(secret).public_key.format(), label="till"
     )
     return AppUser(client=api_client(user), user=user, device=device, secret=secret, merchant=shop)
+
+
+def device_proof(app, secret: bytes, holder: str = "wallet") -> str:
+    """The new key's proof of possession (identity.device_proof_message) for this login and holder."""
+    public = coincurve.PrivateKey(secret).public_key.format()
+    message = identity.device_proof_message(username=app.user.get_username(), holder=holder, public_key=public)
+    return identity.sign_digest(secret, identity.payload_digest(message)).hex()
+
+
+def enroll_device(app, secret: bytes, *, holder: str = "wallet", sign: bool = True, **extra):
+    """POST /devices/ for a new key, signed by the app's existing device (as a second phone is added);
+    sign=False with enrollment_code=... is the recovery path of a holder with no active key."""
+    public = coincurve.PrivateKey(secret).public_key
+    body = {"public_key": public.format(compressed=False).hex(), "proof": device_proof(app, secret, holder), **extra}
+    if holder != "wallet":
+        body["holder"] = holder
+    return app.post("/api/v1/devices/", body, key=None, sign=sign)

@@ -1,10 +1,15 @@
 """Real races through the HTTP API on PostgreSQL: requests started together at a barrier."""
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
-from tests.factories.api import citizen_app, merchant_app
+from bank import services as bank_services
+from bank.models import DeviceKey, EnrollmentCode
+from bank.roles import grant_role
+from tests.factories.api import api_client, citizen_app, enroll_device, merchant_app
+from tests.factories.voucher import UserFactory
 from tests.voucher.support import assert_ledger_ok, natural, race
 from voucher import services
 from voucher.models import Payment, PaymentRequest
@@ -63,3 +68,22 @@ def test_one_citizen_code_charged_by_four_tills_at_once_is_charged_once():
     assert Counter(outcomes) == {"created": 1, "payment_code_used": 3}, outcomes
     assert Payment.objects.count() == 1 and wallet_balance(customer.wallet) == 9_000
     assert_ledger_ok()
+
+
+def test_four_phones_enrolling_with_one_enrollment_code_at_once_enroll_one_key():
+    app = citizen_app(1_000)
+    bank_services.revoke_device_key(actor=None, device=app.device, reason="phone lost")
+    teller = grant_role(UserFactory(), "teller")
+    _, code = bank_services.issue_enrollment_code(actor=teller, party=app.wallet.owner, reason="ID card checked")
+    phones = [replace(app, client=api_client(app.user)) for _ in range(4)]
+    outcomes = race(
+        [
+            lambda phone=phone, n=n: _outcome(
+                enroll_device(phone, bytes([0x40 + n]) * 32, sign=False, enrollment_code=code)
+            )
+            for n, phone in enumerate(phones)
+        ]
+    )
+    assert Counter(outcomes) == {"created": 1, "enrollment_code_invalid": 3}, outcomes
+    assert DeviceKey.objects.filter(party=app.wallet.owner, status="active").count() == 1
+    assert EnrollmentCode.objects.get().status == "used"

@@ -5,11 +5,10 @@ active key enrolls with a teller's one-time code; a second key is signed by the 
 import coincurve
 import pytest
 
-from bank import identity
 from bank import services as bank_services
 from bank.models import AuditEvent, DeviceKey, EnrollmentCode, UsedNonce
 from bank.roles import grant_role
-from tests.factories.api import AppUser, api_client, citizen_app, merchant_app
+from tests.factories.api import AppUser, api_client, citizen_app, device_proof, enroll_device, merchant_app
 from tests.factories.voucher import UserFactory, citizen, merchant
 from tests.voucher.support import ledger_size
 from voucher import services
@@ -17,21 +16,6 @@ from voucher.models import MerchantMember
 
 DEVICES = "/api/v1/devices/"
 PAY = "/api/v1/wallet/payments/"
-
-
-def _proof(app, secret: bytes, holder: str = "wallet") -> str:
-    public = coincurve.PrivateKey(secret).public_key.format()
-    message = identity.device_proof_message(username=app.user.get_username(), holder=holder, public_key=public)
-    return identity.sign_digest(secret, identity.payload_digest(message)).hex()
-
-
-def _enroll(app, secret: bytes, *, holder: str = "wallet", sign: bool = True, **extra):
-    """POST /devices/ for a new key, signed by the app's existing device (as a second phone is added)."""
-    public = coincurve.PrivateKey(secret).public_key
-    body = {"public_key": public.format(compressed=False).hex(), "proof": _proof(app, secret, holder), **extra}
-    if holder != "wallet":
-        body["holder"] = holder
-    return app.post(DEVICES, body, key=None, sign=sign)
 
 
 def _teller():
@@ -56,12 +40,12 @@ def _writes() -> tuple:
 def test_a_second_device_key_is_added_from_the_first_listed_and_revoked(db):
     app = citizen_app(1_000)
     secret = bytes.fromhex("7a" * 32)
-    response = _enroll(app, secret, label="tablet")
+    response = enroll_device(app, secret, label="tablet")
     assert response.status_code == 201, response.content
     device = response.json()
     assert device["did"].startswith("did:key:z") and device["holder"] == "wallet"
     assert device["public_key"] == coincurve.PrivateKey(secret).public_key.format().hex()  # stored compressed
-    again = _enroll(app, secret)
+    again = enroll_device(app, secret)
     assert (again.status_code, again.json()["id"]) == (200, device["id"])
     assert app.get(DEVICES).json()["count"] == 2
     assert app.delete(f"{DEVICES}{device['id']}/").status_code == 204  # signed by the first phone
@@ -79,10 +63,10 @@ def test_a_stolen_token_alone_cannot_add_a_device_key(db):
     app = citizen_app(1_000)  # has a phone's key already
     thief = bytes.fromhex("5c" * 32)
     before = _writes()
-    response = _enroll(app, thief, sign=False)
+    response = enroll_device(app, thief, sign=False)
     assert (response.status_code, response.json()["error"]["code"]) == (401, "signature_missing")
     assert _writes() == before
-    signed_by_itself = _enroll(app, thief, sign=True, label="x")
+    signed_by_itself = enroll_device(app, thief, sign=True, label="x")
     assert signed_by_itself.status_code == 201  # the app's own phone signed: that is the legitimate path
     assert DeviceKey.objects.filter(party=app.wallet.owner).count() == 2
 
@@ -106,9 +90,9 @@ def test_a_stolen_token_cannot_take_over_a_wallet_whose_phone_was_revoked(db):
     assert app.client.delete(f"{DEVICES}{app.device.pk}/").status_code == 401
     _lose_every_key(app.wallet.owner)  # even when the phone is gone for real
     before = _writes()
-    for response in (_enroll(app, thief, sign=False), _enroll(app, thief, sign=True)):
+    for response in (enroll_device(app, thief, sign=False), enroll_device(app, thief, sign=True)):
         assert (response.status_code, response.json()["error"]["code"]) == (403, "enrollment_code_required")
-    guessed = _enroll(app, thief, sign=False, enrollment_code="ABCD-EFGH-JKMN-PQRS")
+    guessed = enroll_device(app, thief, sign=False, enrollment_code="ABCD-EFGH-JKMN-PQRS")
     assert (guessed.status_code, guessed.json()["error"]["code"]) == (403, "enrollment_code_invalid")
     assert _writes() == before
     assert not DeviceKey.objects.filter(party=app.wallet.owner, status="active").exists()
@@ -123,7 +107,9 @@ def test_a_holder_without_a_key_enrolls_once_with_a_tellers_code(db):
     code = _code_for(app.wallet.owner)
     new_phone = bytes.fromhex("4d" * 32)
     # when the new phone enrolls with it (lower case and without dashes: typed by hand)
-    response = _enroll(app, new_phone, sign=False, enrollment_code=code.replace("-", "").lower(), label="new phone")
+    response = enroll_device(
+        app, new_phone, sign=False, enrollment_code=code.replace("-", "").lower(), label="new phone"
+    )
     # then
     assert response.status_code == 201, response.content
     device = DeviceKey.objects.get(pk=response.json()["id"])
@@ -137,10 +123,10 @@ def test_a_holder_without_a_key_enrolls_once_with_a_tellers_code(db):
         app.post(PAY, {"merchant": shop.pk, "amount": 1_000}, secret=new_phone, device_id=device.pk).status_code == 201
     )
     # a retry whose answer was lost gets the same key; the code enrolls nothing else
-    retry = _enroll(app, new_phone, sign=False, enrollment_code=code)
+    retry = enroll_device(app, new_phone, sign=False, enrollment_code=code)
     assert (retry.status_code, retry.json()["id"]) == (200, device.pk)
     before = _writes()
-    again = _enroll(app, bytes.fromhex("4e" * 32), sign=False, enrollment_code=code)
+    again = enroll_device(app, bytes.fromhex("4e" * 32), sign=False, enrollment_code=code)
     assert (again.status_code, again.json()["error"]["code"]) == (403, "enrollment_code_invalid")
     assert _writes() == before
 
@@ -149,11 +135,11 @@ def test_a_brand_new_holders_first_key_also_needs_a_code(db):
     user = UserFactory()
     wallet = services.open_wallet(owner=citizen().owner, user=user)
     bob = AppUser(client=api_client(user), user=user, device=None, secret=b"", wallet=wallet)  # never had a key
-    response = _enroll(bob, bytes.fromhex("2b" * 32), sign=False)
+    response = enroll_device(bob, bytes.fromhex("2b" * 32), sign=False)
     assert (response.status_code, response.json()["error"]["code"]) == (403, "enrollment_code_required")
     assert not DeviceKey.objects.filter(party=wallet.owner).exists()
     code = _code_for(wallet.owner)
-    assert _enroll(bob, bytes.fromhex("2b" * 32), sign=False, enrollment_code=code).status_code == 201
+    assert enroll_device(bob, bytes.fromhex("2b" * 32), sign=False, enrollment_code=code).status_code == 201
 
 
 @pytest.mark.parametrize("case", ["another holder's", "expired", "replaced by a newer one"])
@@ -169,7 +155,7 @@ def test_an_enrollment_code_only_works_for_its_holder_before_it_expires_and_whil
         code = _code_for(app.wallet.owner)
         _code_for(app.wallet.owner)
     before = _writes()
-    response = _enroll(app, bytes.fromhex("3c" * 32), sign=False, enrollment_code=code)
+    response = enroll_device(app, bytes.fromhex("3c" * 32), sign=False, enrollment_code=code)
     assert (response.status_code, response.json()["error"]["code"]) == (403, "enrollment_code_invalid")
     assert _writes() == before
 
@@ -192,7 +178,7 @@ def test_a_phone_revokes_its_own_key_and_a_retry_of_that_request_gets_the_same_a
 def test_a_revoked_key_signs_nothing_but_its_own_revocation(db):
     app = citizen_app(1_000)
     second = bytes.fromhex("7b" * 32)
-    tablet = _enroll(app, second).json()["id"]
+    tablet = enroll_device(app, second).json()["id"]
     assert app.delete(f"{DEVICES}{app.device.pk}/").status_code == 204
     before = _writes()
     response = app.delete(f"{DEVICES}{tablet}/")  # signed by the revoked phone
@@ -215,13 +201,13 @@ def test_a_clerk_can_neither_revoke_nor_enroll_the_merchants_keys(db):
     # signed by a merchant key (the clerk's till), still not the owner
     response = clerk.delete(f"{DEVICES}{owner.device.pk}/")
     assert (response.status_code, response.json()["error"]["code"]) == (403, "merchant_owner_only")
-    response = _enroll(clerk, bytes.fromhex("6c" * 32), holder="merchant")
+    response = enroll_device(clerk, bytes.fromhex("6c" * 32), holder="merchant")
     assert (response.status_code, response.json()["error"]["code"]) == (403, "merchant_owner_only")
     assert _writes() == before
     # and once the merchant has no key left, not even with a teller's code
     _lose_every_key(owner.merchant.party)
     code = _code_for(owner.merchant.party)
-    response = _enroll(clerk, bytes.fromhex("6c" * 32), holder="merchant", sign=False, enrollment_code=code)
+    response = enroll_device(clerk, bytes.fromhex("6c" * 32), holder="merchant", sign=False, enrollment_code=code)
     assert (response.status_code, response.json()["error"]["code"]) == (403, "merchant_owner_only")
     assert not DeviceKey.objects.filter(party=owner.merchant.party, status="active").exists()
     assert EnrollmentCode.objects.get(party=owner.merchant.party).status == "issued"
@@ -229,15 +215,15 @@ def test_a_clerk_can_neither_revoke_nor_enroll_the_merchants_keys(db):
 
 def test_the_owner_manages_the_merchants_keys_signed_and_recovers_with_a_code(db):
     owner = merchant_app()
-    till = _enroll(owner, bytes.fromhex("6b" * 32), holder="merchant")
+    till = enroll_device(owner, bytes.fromhex("6b" * 32), holder="merchant")
     assert till.status_code == 201 and till.json()["holder"] == "merchant"
     assert DeviceKey.objects.get(pk=till.json()["id"]).party_id == owner.merchant.party_id
     assert owner.delete(f"{DEVICES}{till.json()['id']}/").status_code == 204
     assert owner.delete(f"{DEVICES}{owner.device.pk}/").status_code == 204  # its own, last key
-    response = _enroll(owner, bytes.fromhex("6d" * 32), holder="merchant", sign=False)
+    response = enroll_device(owner, bytes.fromhex("6d" * 32), holder="merchant", sign=False)
     assert (response.status_code, response.json()["error"]["code"]) == (403, "enrollment_code_required")
     code = _code_for(owner.merchant.party)
-    response = _enroll(owner, bytes.fromhex("6d" * 32), holder="merchant", sign=False, enrollment_code=code)
+    response = enroll_device(owner, bytes.fromhex("6d" * 32), holder="merchant", sign=False, enrollment_code=code)
     assert response.status_code == 201, response.content
 
 
@@ -262,7 +248,11 @@ def test_a_proof_made_by_another_key_or_for_another_login_is_refused(db):
     _lose_every_key(app.wallet.owner)
     code = _code_for(app.wallet.owner)
     secret, public = bytes.fromhex("3e" * 32), coincurve.PrivateKey(bytes.fromhex("3e" * 32)).public_key.format().hex()
-    for proof in (_proof(app, bytes.fromhex("3f" * 32)), _proof(other, secret), _proof(app, secret, "merchant")):
+    for proof in (
+        device_proof(app, bytes.fromhex("3f" * 32)),
+        device_proof(other, secret),
+        device_proof(app, secret, "merchant"),
+    ):
         body = {"public_key": public, "proof": proof, "enrollment_code": code}
         response = app.client.post(DEVICES, body, format="json")
         assert (response.status_code, response.json()["error"]["code"]) == (400, "device_proof_invalid")
