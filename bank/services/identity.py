@@ -71,11 +71,8 @@ def check_possession(*, public_key: bytes, message: bytes, proof_hex) -> None:
         raise errors.DeviceProofInvalid()
 
 
-def has_active_device(party: Party, *, other_than: bytes | None = None) -> bool:
-    devices = DeviceKey.objects.filter(party=party, status=DeviceKey.Status.ACTIVE)
-    if other_than is not None:
-        devices = devices.exclude(public_key=identity.compressed_public_key(other_than).hex())
-    return devices.exists()
+def has_active_device(party: Party) -> bool:
+    return DeviceKey.objects.filter(party=party, status=DeviceKey.Status.ACTIVE).exists()
 
 
 def revoke_device_key(*, actor, device: DeviceKey, reason: str) -> DeviceKey:
