@@ -167,7 +167,8 @@ def test_a_teller_without_a_reason_revokes_nothing(db, client, reason):
     app = citizen_app(1_000)
     client.force_login(grant_role(staff("teller-lee"), "teller"))
     response = _revoke(client, app.wallet, reason)
-    assert response.status_code == 200 and "A reason of 1 to 300 characters is required." in response.content.decode()
+    assert response.status_code == 200
+    assert [message.level_tag for message in response.context["messages"]] == ["error"]
     assert _live(app.user) == 1 and not AuditEvent.objects.filter(action="api_token.revoke_all").exists()
 
 
