@@ -22,6 +22,11 @@ def token_by_digest(digest: str, request) -> ApiToken | None:
     return ApiToken.objects.select_related("user").filter(digest=digest).first()
 
 
+def live_tokens_of(user):
+    """The login's tokens that still work, oldest first."""
+    return ApiToken.objects.filter(user=user, revoked_at=None, expires_at__gt=timezone.now()).order_by("pk")
+
+
 class ApiTokenAuthentication(TokenAuthentication):
     """DRF's TokenAuthentication (the same header rules and refusals) over stored digests.
 

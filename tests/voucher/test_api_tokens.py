@@ -120,6 +120,31 @@ def test_the_holder_logs_a_token_out_and_it_moves_nothing_after(db, kind):
     assert ApiToken.objects.filter(user=app.user, revoked_at__isnull=False).count() == 1
 
 
+@pytest.mark.parametrize("kind", ["citizen", "merchant"])
+def test_the_holder_lists_its_live_tokens_and_logs_another_one_out(db, kind):
+    # given a holder logged in on a phone (this client) and a tablet, and someone else
+    app = _with_password(citizen_app(1_000) if kind == "citizen" else merchant_app())
+    tablet = APIClient()
+    tablet.credentials(HTTP_AUTHORIZATION=f"Token {_log_in(app).json()['token']}")
+    stranger = citizen_app(1_000)
+    # when it lists its tokens
+    listed = app.client.get("/api/v1/auth/tokens/").json()
+    # then it sees both, which one is this request's, and no token value
+    assert listed["count"] == 2 and [t["current"] for t in listed["results"]] == [True, False]
+    assert set(listed["results"][0]) == {"id", "created_at", "expires_at", "current"}
+    tablet_id = listed["results"][1]["id"]
+    # a stranger's token id is not found, and nothing is revoked
+    stranger_id = ApiToken.objects.get(user=stranger.user).pk
+    refused = app.client.delete(f"/api/v1/auth/tokens/{stranger_id}/")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+    assert stranger.client.get(ME).status_code == 200
+    # logging the tablet out stops it, and leaves the phone
+    assert app.client.delete(f"/api/v1/auth/tokens/{tablet_id}/").status_code == 204
+    assert tablet.get(ME).status_code == 401 and app.client.get(ME).status_code == 200
+    assert app.client.get("/api/v1/auth/tokens/").json()["count"] == 1
+    assert app.client.delete(f"/api/v1/auth/tokens/{tablet_id}/").status_code == 404
+
+
 def test_logging_out_needs_a_token(db):
     response = APIClient().delete(TOKEN)
     assert (response.status_code, response.json()["error"]["code"]) == (401, "not_authenticated")
