@@ -21,7 +21,7 @@ from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import staff
 from tests.voucher.support import ledger_size
 from voucher import services
-from voucher.models import Payment, Refund
+from voucher.models import MerchantMember, Payment, Refund
 
 TOKEN = "/api/v1/auth/token/"
 ME = "/api/v1/auth/me/"
@@ -230,3 +230,20 @@ def test_the_schema_has_one_token_scheme_that_names_token_expired(db, tmp_path):
     token = schema["paths"]["/api/v1/auth/token/"]
     assert token["post"]["security"] == [{}] and {"tokenAuth": []} in token["delete"]["security"]
     assert "expires_at" in schema["components"]["schemas"]["AuthToken"]["properties"]
+
+
+@pytest.mark.parametrize(("role", "takes_effect"), [("teller", True), ("auditor", False), ("approver", False)])
+def test_a_teller_logs_a_merchant_members_api_logins_out_from_the_members_list(db, client, role, takes_effect):
+    # given a shop's owner and clerk, each logged in
+    clerk = merchant_app(role="clerk")
+    owner = merchant_app(clerk.merchant)
+    member = MerchantMember.objects.get(user=clerk.user)
+    client.force_login(grant_role(staff(f"{role}-m"), role))
+    # when the clerk's till phone is reported lost
+    url = reverse("admin:voucher_merchantmember_changelist")
+    data = {"action": "revoke_tokens", "_selected_action": [member.pk], "apply": "1", "reason": "till phone lost"}
+    client.post(url, data)
+    # then (only for a role that may) the clerk's tokens stop working, the owner's do not
+    assert (_live(clerk.user) == 0) is takes_effect and _live(owner.user) == 1
+    assert (clerk.client.get(ME).status_code == 401) is takes_effect
+    assert AuditEvent.objects.filter(action="api_token.revoke_all", reason="till phone lost").exists() is takes_effect
