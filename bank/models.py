@@ -516,3 +516,26 @@ class VerificationRun(models.Model):
         if self.is_finished:
             return 100
         return int(self.done * 100 / self.total) if self.total else 0
+
+
+class ApiToken(models.Model):
+    """A login's API token for the wallet API, stored as the SHA-256 of the token
+    (never the token itself): the raw value is shown once, when it is issued.
+
+    The token is 32 random bytes, so a plain digest is as good as a slow hash here
+    and lets a login find its row by equality in one indexed lookup (the wallet API's
+    hot path). A row is kept after revocation (revoked_at) so the back office can
+    tell when and how a login was logged out; the audit log says by whom and why."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True, help_text="Hex SHA-256 of the token.")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="api_token_user_expiry")]
+        permissions = [("revoke_api_token", "Can log a customer's API tokens out")]
+
+    def __str__(self):
+        return f"API token #{self.pk} of user {self.user_id}"

@@ -84,7 +84,6 @@ def arrange(wallets: int = WALLETS) -> Shop:
     1,000,000 won of paid-in tokens, made through the services as in production."""
     import coincurve
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from bank import services as bank_services
     from bank.models import Party
@@ -119,7 +118,7 @@ def arrange(wallets: int = WALLETS) -> Shop:
         device = bank_services.register_device_key(
             party=party, public_key=coincurve.PrivateKey(secret).public_key.format(), label="bench phone"
         )
-        citizens.append(Citizen(token=Token.objects.create(user=user).key, device_id=device.pk, secret=secret))
+        citizens.append(Citizen(token=bank_services.issue_api_token(user=user).key, device_id=device.pk, secret=secret))
     return Shop(merchant_id=merchant.pk, citizens=citizens)
 
 

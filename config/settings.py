@@ -43,7 +43,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",  # intcomma on the back-office pages
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "bank",
@@ -184,7 +183,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "bank.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -244,6 +243,12 @@ PORTAL_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("PORTAL_LOGIN_LOCKOUT_SECONDS"
 # this secret and the merchant id (a "device" of the merchant the bank runs).
 PORTAL_SIGNING_SECRET = os.environ.get("PORTAL_SIGNING_SECRET", "") or f"portal:{SECRET_KEY}"
 PORTAL_PAYMENT_REQUEST_MINUTES = int(os.environ.get("PORTAL_PAYMENT_REQUEST_MINUTES", "10"))
+
+# API tokens (bank.models.ApiToken): stored as a SHA-256 digest, shown once when
+# issued by POST /api/v1/auth/token/, and refused with 401 token_expired this many
+# hours later (30 days: a phone app logs in again about once a month). The holder
+# logs a token out with DELETE /api/v1/auth/token/, a teller from the customer view.
+API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", str(30 * 24)))
 
 # Signed requests: how far a device's clock may be from ours.
 SIGNED_REQUEST_WINDOW_SECONDS = int(os.environ.get("SIGNED_REQUEST_WINDOW_SECONDS", "300"))

@@ -5,6 +5,7 @@ admin gets the same maker-checker, checks and audit rows as every other caller."
 from django import forms
 from django.contrib import admin, messages
 
+from bank import services as bank_services
 from bank.admin import (
     FreezeActionsMixin,
     ReadOnlyAdmin,
@@ -15,6 +16,7 @@ from bank.admin import (
 )
 from bank.errors import BankError
 from bank.models import Account
+from bank.services.api_tokens import REVOKE_PERMISSION as REVOKE_API_TOKENS
 from voucher import services
 from voucher.admin_devices import DeviceKeysAdminMixin
 from voucher.models import (
@@ -323,10 +325,33 @@ for model, columns in (
     (Transfer, ["id", "from_wallet", "to_wallet", "amount", "created_at"]),
     (MerchantPayment, ["id", "payer", "payee", "amount", "created_at"]),
     (Redemption, ["id", "wallet", "amount", "paid_in", "created_at"]),
-    (MerchantMember, ["user", "merchant", "role", "created_at"]),  # added by the service add_merchant_member
     (PaymentRequest, ["id", "merchant", "amount", "reference", "status", "expires_at", "payment"]),
 ):
     admin.site.register(model, type(f"{model.__name__}Admin", (ReadOnlyAdmin,), {"list_display": columns}))
+
+
+@admin.register(MerchantMember)
+class MerchantMemberAdmin(RoleActionsMixin, ReadOnlyAdmin):
+    """Owners and clerks (added by the service add_merchant_member). A teller logs a
+    member's API logins out (a till phone lost or a clerk gone), with a reason, audited."""
+
+    list_display = ["user", "merchant", "role", "created_at"]
+    list_select_related = ["user", "merchant"]
+    action_permissions = {"revoke_tokens": REVOKE_API_TOKENS}
+    actions = ["revoke_tokens"]
+
+    @admin.action(description="Log out every API login", permissions=["revoke_tokens"])
+    def revoke_tokens(self, request, queryset):
+        return action_with_form(
+            self,
+            request,
+            queryset.select_related("user"),
+            title="Log out every API login of the selected members",
+            done="Members logged out",
+            call=lambda member, data: bank_services.revoke_api_tokens_of(
+                actor=request.user, user=member.user, reason=data["reason"]
+            ),
+        )
 
 
 # --- settlement (read-only: batches are made by voucher.services.settle_day / settle_merchant_now) ---

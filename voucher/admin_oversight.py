@@ -3,6 +3,7 @@ the customer view (wallet, lots, limits, history, devices, KYC tier) and the
 review of fraud flags. Pages read through selectors; every change goes through
 a service, which checks the staff member's permission again and audits it."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -10,9 +11,14 @@ from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from bank import services as bank_services
 from bank.admin import ReadOnlyAdmin
 from bank.errors import BankError
+from bank.models import ApiToken
+from bank.services.api_tokens import REVOKE_PERMISSION
 from voucher import selectors, services
 from voucher.admin_devices import DeviceKeysAdminMixin
 from voucher.clock import seoul_today
@@ -22,6 +28,8 @@ from voucher.selectors_reconciliation import reconciliation
 
 RECONCILIATION_PERMISSION = "bank.view_account"
 HISTORY_PAGE_SIZE = 25
+API_TOKENS_SHOWN = 20
+REVOKE_TOKENS_PERMISSION = REVOKE_PERMISSION
 
 
 @admin.register(Reconciliation)
@@ -53,8 +61,56 @@ def _redirect_back(customer_id) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("admin:voucher_customerwallet_change", args=[customer_id]))
 
 
+class RevokeApiTokensForm(forms.Form):
+    reason = forms.CharField(max_length=300, strip=True)
+
+
+class CustomerApiTokensMixin:
+    """The customer view's API logins: listed (when, until when, whether live; never a
+    token, of which only the digest is stored, nor that digest), and a teller's
+    "log out every API login" with a reason (a lost phone, a leaked token), audited."""
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.revoke_api_tokens_view)
+        return [
+            path("<int:pk>/revoke-api-tokens/", view, name="voucher_customerwallet_revoke_api_tokens")
+        ] + super().get_urls()
+
+    def api_token_context(self, request, wallet) -> dict:
+        tokens = ApiToken.objects.filter(user_id=wallet.user_id).order_by("-created_at")[:API_TOKENS_SHOWN]
+        return {
+            "api_tokens": tokens if wallet.user_id else [],
+            "now": timezone.now(),
+            "can_revoke_tokens": request.user.has_perm(REVOKE_TOKENS_PERMISSION),
+        }
+
+    def revoke_api_tokens_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm(REVOKE_TOKENS_PERMISSION):
+            raise PermissionDenied
+        wallet = self.get_object(request, str(pk))
+        if wallet is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, str(pk))
+        form = RevokeApiTokensForm(request.POST)
+        if wallet.user_id is None:
+            self.message_user(request, _("This wallet has no login."), messages.ERROR)
+        elif not form.is_valid():
+            self.message_user(request, _("A reason of 1 to 300 characters is required."), messages.ERROR)
+        else:
+            try:
+                count = bank_services.revoke_api_tokens_of(
+                    actor=request.user, user=wallet.user, reason=form.cleaned_data["reason"]
+                )
+            except BankError as error:
+                self.message_user(request, f"{error.code}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(count)d API logins logged out.") % {"count": count}, messages.SUCCESS)
+        return _redirect_back(pk)
+
+
 @admin.register(CustomerWallet)
-class CustomerWalletAdmin(DeviceKeysAdminMixin, ReadOnlyAdmin):
+class CustomerWalletAdmin(CustomerApiTokensMixin, DeviceKeysAdminMixin, ReadOnlyAdmin):
     list_display = ["id", "owner", "owner_ref", "kyc_tier", "status", "created_at"]
     list_filter = ["kyc_tier", "status"]
     search_fields = ["owner__external_ref", "owner__display_name", "user__username", "user__email"]
@@ -106,6 +162,7 @@ class CustomerWalletAdmin(DeviceKeysAdminMixin, ReadOnlyAdmin):
             "kyc_tiers": KycTier.choices,
             "can_change_kyc": request.user.has_perm("voucher.change_kyc_tier"),
             **self.device_context(request, wallet),
+            **self.api_token_context(request, wallet),
         }
         return TemplateResponse(request, "admin/voucher/customerwallet/customer.html", context)
 

@@ -12,11 +12,10 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from bank.models import Account, Party
 from bank.roles import grant_role
-from bank.services import issue_enrollment_code, open_account, open_party, post_entry
+from bank.services import issue_api_token, issue_enrollment_code, open_account, open_party, post_entry
 from voucher import services
 from voucher.clock import SEOUL, seoul_today
 from voucher.models import Merchant, MerchantMember, Payment, VoucherProgram, Wallet
@@ -279,7 +278,8 @@ def _login(username: str, password: str):
 
 
 def _token(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    """A new API token, printed for the demo: only its digest is stored, so this is the one time it is known."""
+    return issue_api_token(user=user).key
 
 
 def _fund(account: Account, cash: Account, amount: int, key: str) -> None:

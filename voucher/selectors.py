@@ -9,9 +9,8 @@ from datetime import date
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
-from rest_framework.authtoken.models import Token
 
-from bank.models import DeviceKey, JournalEntry, Party, Posting
+from bank.models import ApiToken, DeviceKey, JournalEntry, Party, Posting
 from bank.prepared import Columns, fetch
 from voucher.clock import day_bounds, seoul_today
 from voucher.models import Benefit, Lot, Merchant, Payment, VoucherProgram, Wallet
@@ -39,11 +38,12 @@ def wallet_of_user(user, *, device_id: int | None = None) -> tuple[Wallet | None
     return wallet, (_DEVICE.build(device_row) if device_row[0] is not None else None)
 
 
-def token_login_with_wallet(key: str, *, device_id: int | None = None) -> tuple | None:
-    """PostgreSQL only: the API token `key` with its user, and that user's wallet and
-    device key as wallet_of_user reads them, in one prepared statement; None when
-    no token has this key. Returns (token, wallet or None, device or None)."""
-    rows = fetch(_TOKEN_LOGIN_SQL, {"key": key, "device": device_id})
+def token_login_with_wallet(digest: str, *, device_id: int | None = None) -> tuple | None:
+    """PostgreSQL only: the API token whose digest is `digest` with its user, and that
+    user's wallet and device key as wallet_of_user reads them, in one prepared
+    statement; None when no token has this digest. Returns (token, wallet or None,
+    device or None); the caller checks the token's expiry and revocation."""
+    rows = fetch(_TOKEN_LOGIN_SQL, {"digest": digest, "device": device_id})
     if not rows:
         return None
     row, start = rows[0], 0
@@ -59,7 +59,7 @@ def token_login_with_wallet(key: str, *, device_id: int | None = None) -> tuple 
 
 
 _WALLET, _PARTY, _DEVICE = Columns(Wallet), Columns(Party), Columns(DeviceKey)
-_TOKEN, _USER = Columns(Token), Columns(get_user_model())
+_TOKEN, _USER = Columns(ApiToken), Columns(get_user_model())
 _SIGNING_KEY = f"""LEFT JOIN bank_devicekey AS d
     ON d.id = %(device)s AND d.party_id = w.owner_id AND d.status = '{DeviceKey.Status.ACTIVE.value}'"""
 _WALLET_OF_USER_SQL = f"""
@@ -71,12 +71,12 @@ WHERE w.user_id = %(user)s
 """
 _TOKEN_LOGIN_SQL = f"""
 SELECT {_TOKEN.select("t")}, {_USER.select("u")}, {_WALLET.select("w")}, {_PARTY.select("p")}, {_DEVICE.select("d")}
-FROM {Token._meta.db_table} AS t
+FROM {ApiToken._meta.db_table} AS t
 JOIN {get_user_model()._meta.db_table} AS u ON u.id = t.user_id
 LEFT JOIN voucher_wallet AS w ON w.user_id = u.id
 LEFT JOIN bank_party AS p ON p.id = w.owner_id
 {_SIGNING_KEY}
-WHERE t.key = %(key)s
+WHERE t.digest = %(digest)s
 """
 
 

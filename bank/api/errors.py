@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from bank import errors
+from bank.api.authentication import TokenExpired
 from bank.errors import BankError
 
 REQUEST_SHAPE_ERRORS = (
@@ -32,6 +33,7 @@ _DRF_CODES = {
     exceptions.ValidationError: "invalid_request",
     exceptions.ParseError: "malformed_request",
     exceptions.NotAuthenticated: "not_authenticated",
+    TokenExpired: "token_expired",  # before its base class, AuthenticationFailed
     exceptions.AuthenticationFailed: "authentication_failed",
     exceptions.PermissionDenied: "permission_denied",
     exceptions.NotFound: "not_found",

@@ -3,7 +3,11 @@ for the statuses any view can answer with (authentication, throttling, and
 for writes bad input and conflicts), so the schema tells clients the truth."""
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
-ALWAYS = {"401": "Not authenticated.", "403": "Not allowed.", "429": "Too many requests; see details.wait_seconds."}
+ALWAYS = {
+    "401": "Not authenticated: not_authenticated, authentication_failed, or token_expired (log in again).",
+    "403": "Not allowed.",
+    "429": "Too many requests; see details.wait_seconds.",
+}
 WRITES = {
     "400": "Invalid request.",
     "409": "Conflict with the current state or an earlier request.",

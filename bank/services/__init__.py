@@ -1,6 +1,7 @@
 """Every state change of the ledger. Only this package writes postings and balances."""
 
 from bank.services.accounts import open_account, open_party, set_account_status
+from bank.services.api_tokens import issue_api_token, revoke_api_token, revoke_api_tokens_of, token_digest
 from bank.services.approvals import (
     ApprovalKind,
     approve_request,
@@ -47,6 +48,10 @@ from bank.services.verification_runs import run_verification, start_verification
 
 __all__ = [
     "ApprovalKind",
+    "issue_api_token",
+    "revoke_api_token",
+    "revoke_api_tokens_of",
+    "token_digest",
     "approve_request",
     "check_executing",
     "check_not_paused",

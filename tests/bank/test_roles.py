@@ -5,11 +5,21 @@ logs in (or through the service, for steps that have no page)."""
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from bank.errors import BankError
-from bank.models import ApprovalRequest, AuditEvent, ControlState, EnrollmentCode, JournalEntry, MinterAllowance
-from bank.roles import ROLES, grant_role, setup_roles
+from bank.models import (
+    ApiToken,
+    ApprovalRequest,
+    AuditEvent,
+    ControlState,
+    EnrollmentCode,
+    JournalEntry,
+    MinterAllowance,
+)
+from bank.roles import CREDENTIAL_MODELS, ROLES, grant_role, setup_roles
+from tests.factories.api import citizen_app
 from tests.factories.voucher import citizen, city_budget, merchant, program, staff
 from voucher import services
 from voucher.models import Benefit, VoucherProgram, Wallet
@@ -173,13 +183,77 @@ def test_each_role_sees_only_its_pages(as_role, role, page, status):
     assert client.get(changelist(page)).status_code == status
 
 
-def test_the_auditor_can_view_every_admin_list_and_add_nothing(as_role):
+def test_the_auditor_can_view_every_admin_list_but_the_credentials_and_add_nothing(as_role):
     client, _ = as_role("auditor")
     for model in admin.site._registry:
         label = f"{model._meta.app_label}_{model._meta.model_name}"
-        assert client.get(changelist(label)).status_code == 200, label
+        expected = 403 if model._meta.label_lower in CREDENTIAL_MODELS else 200
+        assert client.get(changelist(label)).status_code == expected, label
         if label != "bank_controlstate":
             assert client.get(reverse(f"admin:{label}_add")).status_code == 403, label
+
+
+def _a_citizens_login_with_an_api_token():
+    app = citizen_app(1_000)
+    app.user.set_password("citizen-password-for-tests")
+    app.user.save(update_fields=["password"])
+    return app.user, app.token_key, ApiToken.objects.get(user=app.user)
+
+
+# Credential pages: (path, a page that would show the secret). Every role is refused.
+CREDENTIAL_PAGES = [
+    lambda user, token: changelist("bank_apitoken"),
+    lambda user, token: reverse("admin:bank_apitoken_change", args=[token.pk]),
+    lambda user, token: changelist("auth_user"),
+    lambda user, token: reverse("admin:auth_user_change", args=[user.pk]),
+    lambda user, token: reverse("admin:auth_user_password_change", args=[user.pk]),
+]
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+@pytest.mark.parametrize("page", range(len(CREDENTIAL_PAGES)))
+def test_no_staff_role_opens_a_credential_page(as_role, role, page):
+    client, _ = as_role(role)
+    user, key, token = _a_citizens_login_with_an_api_token()
+    response = client.get(CREDENTIAL_PAGES[page](user, token))
+    assert response.status_code == 403
+    for secret in (key, token.digest, user.password.split("$")[-1]):
+        assert secret not in response.content.decode()
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_the_old_token_page_is_gone_and_no_role_can_hold_a_credential_permission(as_role, role):
+    client, member = as_role(role)
+    _, key, _ = _a_citizens_login_with_an_api_token()
+    response = client.get("/admin/authtoken/tokenproxy/")
+    assert response.status_code == 404 and key not in response.content.decode()
+    held = {f"{p.content_type.app_label}.{p.content_type.model}.{p.codename}" for p in _group_permissions(role)}
+    assert not {h for h in held if h.rsplit(".", 1)[0] in CREDENTIAL_MODELS and h.split(".")[-1].startswith("view_")}
+    assert not member.has_perm("auth.view_user") and not member.has_perm("bank.view_apitoken")
+
+
+def _group_permissions(role):
+    return Permission.objects.select_related("content_type").filter(group__name=role)
+
+
+def test_a_role_table_naming_a_credential_permission_is_refused(db, monkeypatch):
+    monkeypatch.setitem(ROLES, "auditor", [*ROLES["auditor"], "auth.view_user"])
+    with pytest.raises(ValueError, match="auth.view_user reads credentials"):
+        setup_roles()
+
+
+def test_the_superuser_sees_api_tokens_masked(db, client):
+    client.force_login(get_user_model().objects.create_superuser(username="root", password="pw-for-tests-only"))
+    user, key, token = _a_citizens_login_with_an_api_token()
+    pages = [
+        client.get(changelist("bank_apitoken")),
+        client.get(reverse("admin:bank_apitoken_change", args=[token.pk])),
+    ]
+    for page in pages:
+        text = page.content.decode()
+        assert page.status_code == 200
+        assert user.username in text and "••••••••" in text
+        assert key not in text and token.digest not in text and key[:8] not in text
 
 
 def test_setup_roles_is_idempotent_and_skips_permissions_not_installed_yet(db):

@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 
 import coincurve
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from bank import identity
@@ -31,6 +30,11 @@ class AppUser:
     secret: bytes
     wallet: Wallet | None = None
     merchant: Merchant | None = None
+
+    @property
+    def token_key(self) -> str:
+        """The raw API token this app logs in with."""
+        return self.client._credentials["HTTP_AUTHORIZATION"].split()[1]
 
     def get(self, path: str, **params):
         return self.client.get(path, params)
@@ -108,8 +112,9 @@ class AppUser:
 
 
 def api_client(user) -> APIClient:
+    """An API client logged in with a new token of `user` (issued as POST /auth/token/ does)."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {bank_services.issue_api_token(user=user).key}")
     return client
 
 

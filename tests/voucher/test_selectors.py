@@ -1,7 +1,6 @@
 from datetime import date
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from bank import services as bank_services
 from tests.factories.api import citizen_app, merchant_app
@@ -62,16 +61,17 @@ def test_the_wallet_of_a_login_comes_with_its_owners_active_signing_key_only(db)
 @pytest.mark.postgres
 def test_a_token_login_comes_with_the_wallet_and_signing_key_in_one_read(db):
     app, till = citizen_app(10_000), merchant_app()
-    key = Token.objects.get(user=app.user).key
-    token, wallet, device = token_login_with_wallet(key, device_id=app.device.pk)
-    assert (token.key, token.user.username, wallet.pk, wallet.owner.pk, device.pk) == (
-        key,
+    digest = bank_services.token_digest(app.token_key)
+    token, wallet, device = token_login_with_wallet(digest, device_id=app.device.pk)
+    assert (token.digest, token.user.username, wallet.pk, wallet.owner.pk, device.pk) == (
+        digest,
         app.user.username,
         app.wallet.pk,
         app.wallet.owner_id,
         app.device.pk,
     )
-    assert token_login_with_wallet(key)[1:] == (wallet, None)
-    merchant_token, no_wallet, no_device = token_login_with_wallet(Token.objects.get(user=till.user).key)
+    assert token_login_with_wallet(digest)[1:] == (wallet, None)
+    merchant_token, no_wallet, no_device = token_login_with_wallet(bank_services.token_digest(till.token_key))
     assert (merchant_token.user.pk, no_wallet, no_device) == (till.user.pk, None, None)
-    assert token_login_with_wallet("no-such-token") is None
+    assert token_login_with_wallet(bank_services.token_digest("no-such-token")) is None
+    assert token_login_with_wallet(app.token_key) is None  # the raw token is not what is stored

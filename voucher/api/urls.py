@@ -8,6 +8,8 @@ app_name = "voucher-api"
 
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="token"),
+    path("auth/tokens/", auth.TokenListView.as_view(), name="tokens"),
+    path("auth/tokens/<int:token_id>/", auth.TokenDetailView.as_view(), name="token-detail"),
     path("auth/me/", auth.MeView.as_view(), name="me"),
     path("devices/", devices.DeviceListView.as_view(), name="devices"),
     path("devices/<int:device_id>/", devices.DeviceDetailView.as_view(), name="device"),
