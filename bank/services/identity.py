@@ -18,6 +18,7 @@ from bank.services.audit import record_audit
 from bank.services.unique_insert import insert_unique
 
 MAX_NONCE_LENGTH = 64
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; anything longer is out of any window
 
 
 def register_device_key(*, party: Party, public_key: bytes, label: str = "") -> DeviceKey:
@@ -108,7 +109,7 @@ def check_signature(
         raise errors.DeviceKeyUnknown(device=str(device_id))
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:
         raise errors.SignatureInvalid("The nonce must be 8 to 64 characters.", field="nonce")
-    signed_at = _as_int(timestamp)
+    signed_at = _as_timestamp(timestamp)
     window = settings.SIGNED_REQUEST_WINDOW_SECONDS
     if signed_at is None or abs(timezone.now().timestamp() - signed_at) > window:
         raise errors.TimestampOutOfWindow(window_seconds=window)
@@ -199,6 +200,16 @@ def forget_old_nonces(*, now=None) -> int:
     cutoff = (now or timezone.now()) - timedelta(seconds=2 * settings.SIGNED_REQUEST_WINDOW_SECONDS)
     deleted, _ = UsedNonce.objects.filter(used_at__lt=cutoff).delete()
     return deleted
+
+
+def _as_timestamp(value) -> int | None:
+    """Unix seconds as sent: ASCII digits only, at most MAX_TIMESTAMP_DIGITS, so
+    that no header can overflow the arithmetic of the window check."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > MAX_TIMESTAMP_DIGITS:
+        return None
+    return int(value)
 
 
 def _as_int(value):
