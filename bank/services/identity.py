@@ -148,18 +148,28 @@ def consume_nonce(*, device: DeviceKey, nonce: str) -> None:
 def stored_response_or_consume_nonce(*, user, key: str, device: DeviceKey, nonce: str) -> StoredResponse | None:
     """The API's stored answer to `user`'s Idempotency-Key `key`, if there is one
     (a retry: its nonce was consumed by the first attempt); otherwise consume the
-    nonce (consume_nonce) and return None. One statement on PostgreSQL."""
+    nonce (consume_nonce) and return None. One statement on PostgreSQL.
+
+    A retry sent while the first attempt is still running waits here: the
+    first attempt's transaction holds the (device, nonce) row, so the insert
+    waits for it to end. If it rolled back (it failed, or its answer was one
+    that is not stored), the nonce is free and this is the first attempt. If it
+    committed, its answer was committed with the nonce, after this statement's
+    snapshot was taken: a second statement (READ COMMITTED) reads it."""
     if connection.vendor != "postgresql":
         stored = StoredResponse.objects.filter(user=user, key=key).first()
         if stored is None:
-            consume_nonce(device=device, nonce=nonce)
+            try:
+                consume_nonce(device=device, nonce=nonce)
+            except errors.NonceReplayed:
+                return _stored_answer_of_first_attempt(user, key)
         return stored
     rows = fetch(
         _STORED_OR_CONSUME_SQL,
         {"user": user.pk, "key": key, "device": device.pk, "nonce": nonce, "now": timezone.now()},
     )
     if not rows:
-        raise errors.NonceReplayed()
+        return _stored_answer_of_first_attempt(user, key)
     stored_id, fingerprint, status_code, content_type, body, consumed = rows[0]
     if consumed:
         return None
@@ -172,6 +182,16 @@ def stored_response_or_consume_nonce(*, user, key: str, device: DeviceKey, nonce
         content_type=content_type,
         body=bytes(body),
     )
+
+
+def _stored_answer_of_first_attempt(user, key: str) -> StoredResponse:
+    """The nonce is used: by this key's first attempt, which committed its answer
+    while we waited (the caller compares the request's fingerprint with it), or
+    by another request (a replay under a new key): nonce_replayed."""
+    stored = StoredResponse.objects.filter(user=user, key=key).first()
+    if stored is None:
+        raise errors.NonceReplayed()
+    return stored
 
 
 _INSERT_NONCE = """
