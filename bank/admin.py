@@ -17,6 +17,7 @@ from django.utils import timezone
 from bank import services
 from bank.errors import BankError
 from bank.models import (
+    MAX_AMOUNT,
     Account,
     ApprovalRequest,
     ApprovalVote,
@@ -69,14 +70,15 @@ class OptionalReasonForm(forms.Form):
 def action_with_form(modeladmin, request, queryset, *, title: str, done: str, call, form_class=ReasonForm):
     """An admin action that first shows `form_class` (a reason and any other
     fields), then runs `call(obj, cleaned_data)` per selected row through a
-    service. A refusal is shown with its error code; the other rows go on."""
+    service. A refusal is shown with its error code; the other rows go on. A
+    call that returns False was not done (it showed its own message)."""
     form = form_class(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         count = 0
         for obj in queryset:
             try:
-                call(obj, form.cleaned_data)
-                count += 1
+                if call(obj, form.cleaned_data) is not False:
+                    count += 1
             except BankError as error:
                 modeladmin.message_user(request, f"{obj}: {error.code}: {error}", messages.ERROR)
         if count:
@@ -94,8 +96,13 @@ def action_with_form(modeladmin, request, queryset, *, title: str, done: str, ca
     return TemplateResponse(request, "admin/bank/action_form.html", context)
 
 
+def amount_field(**kwargs) -> forms.IntegerField:
+    """Whole won, bounded to what a ledger line may carry (bank.models.MAX_AMOUNT)."""
+    return forms.IntegerField(min_value=1, max_value=MAX_AMOUNT, **kwargs)
+
+
 class CashForm(forms.Form):
-    amount = forms.IntegerField(min_value=1, help_text="Won counted at the counter.")
+    amount = amount_field(help_text="Won counted at the counter.")
     reason = forms.CharField(
         label="Slip reference", max_length=300, help_text="The counter slip's number and anything worth noting."
     )
@@ -197,22 +204,25 @@ class AccountAdmin(FreezeActionsMixin, ReadOnlyAdmin):
         return self._cash(request, queryset, services.record_cash_withdrawal, "Cash paid out", "paid out")
 
     def _cash(self, request, queryset, service, title: str, done: str):
-        return action_with_form(
-            self,
-            request,
-            queryset,
-            title=title,
-            done=done,
-            form_class=CashForm,
-            call=lambda account, data: service(
+        def call(account, data):
+            result = service(
                 actor=request.user,
                 account=account,
                 amount=data["amount"],
                 reference=data["reason"],
                 # one key per form shown, per account: sending the form twice counts the cash once
                 idempotency_key=f"{data['form_key']}:{account.pk}",
-            ),
-        )
+            )
+            if isinstance(result, ApprovalRequest):  # large cash: posted once an approver agrees
+                self.message_user(
+                    request,
+                    f"{account}: {data['amount']:,} won needs an approver: approval request #{result.pk}.",
+                    messages.WARNING,
+                )
+                return False
+            return True
+
+        return action_with_form(self, request, queryset, title=title, done=done, form_class=CashForm, call=call)
 
     freeze_title = "Freeze accounts"
 
@@ -347,8 +357,18 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
             title="Approve requests",
             done="approved",
             form_class=OptionalReasonForm,
-            call=lambda req, data: services.approve_request(actor=request.user, request=req, reason=data["reason"]),
+            call=lambda req, data: self._approve_one(request, req, data["reason"]),
         )
+
+    def _approve_one(self, request, approval, reason: str):
+        decided = services.approve_request(actor=request.user, request=approval, reason=reason)
+        if decided.status == ApprovalRequest.Status.FAILED:  # approved, but the change itself was refused
+            error = decided.result or {}
+            self.message_user(
+                request, f"#{decided.pk}: failed: {error.get('error')}: {error.get('message')}", messages.ERROR
+            )
+            return False
+        return True
 
     @admin.action(description="Reject", permissions=["approve"])
     def reject(self, request, queryset):
@@ -363,7 +383,7 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
 
 
 class AllowanceRaiseForm(ReasonForm):
-    amount = forms.IntegerField(min_value=1, help_text="Won to add to the allowance.")
+    amount = amount_field(help_text="Won to add to the allowance.")
 
 
 @admin.register(MinterAllowance)
