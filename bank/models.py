@@ -169,6 +169,9 @@ class JournalEntry(AppendOnlyModel):
 # PostgreSQL's bigint, so balances summed from such lines stay inside it. Every
 # form, serializer and service bounds amounts with this one constant.
 MAX_AMOUNT = 10**12
+# What a bigint column holds: the bound of won figures that are not ledger
+# amounts (a merchant's annual revenue, a tier's revenue ceiling).
+BIGINT_MAX = 2**63 - 1
 
 
 class Posting(AppendOnlyModel):
