@@ -67,6 +67,12 @@ class OptionalReasonForm(forms.Form):
     reason = forms.CharField(max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
 
+def form_refusal(form: forms.Form) -> str:
+    """A form's errors as one admin message, with the code a service's refusal would carry."""
+    fields = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+    return f"Nothing done: invalid_request ({fields})"
+
+
 def action_with_form(modeladmin, request, queryset, *, title: str, done: str, call, form_class=ReasonForm):
     """An admin action that first shows `form_class` (a reason and any other
     fields), then runs `call(obj, cleaned_data)` per selected row through a
@@ -117,7 +123,8 @@ class RoleActionsMixin:
     def changelist_view(self, request, extra_context=None):
         # Django would 500 on a crafted selection that is not a list of ids; answer it plainly instead.
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if request.method == "POST" else []
-        if any(not value.isdigit() for value in selected):
+        # ASCII digits within a bigint: "²" passes isdigit() and 10**30 overflows the id column.
+        if any(not (value.isascii() and value.isdigit() and len(value) <= 18) for value in selected):
             self.message_user(
                 request, "Nothing done: invalid_selection (the selected rows must be ids).", messages.ERROR
             )
@@ -338,7 +345,9 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
         # a POST that tries one anyway (a crafted form) is a bypass attempt worth a record.
         attempted = request.POST.get("action") if request.method == "POST" else None
         if attempted in ("approve", "reject") and not request.user.has_perm("bank.approve_request"):
-            for target_id in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:100]:
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:100]
+            # Only ids are worth a record (and storable); the rest is refused below as invalid_selection.
+            for target_id in (value for value in selected if value.isascii() and value.isdigit()):
                 services.record_audit(
                     actor=request.user,
                     action=f"approval.{attempted}_refused",
