@@ -13,6 +13,7 @@ from django.contrib.admin import helpers
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from bank import services
 from bank.errors import BankError
@@ -70,7 +71,7 @@ class OptionalReasonForm(forms.Form):
 def form_refusal(form: forms.Form) -> str:
     """A form's errors as one admin message, with the code a service's refusal would carry."""
     fields = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
-    return f"Nothing done: invalid_request ({fields})"
+    return _("Nothing done: invalid_request (%(fields)s)") % {"fields": fields}
 
 
 def action_with_form(modeladmin, request, queryset, *, title: str, done: str, call, form_class=ReasonForm):
@@ -223,7 +224,8 @@ class AccountAdmin(FreezeActionsMixin, ReadOnlyAdmin):
             if isinstance(result, ApprovalRequest):  # large cash: posted once an approver agrees
                 self.message_user(
                     request,
-                    f"{account}: {data['amount']:,} won needs an approver: approval request #{result.pk}.",
+                    _("%(account)s: %(amount)s won needs an approver: approval request #%(request)s.")
+                    % {"account": account, "amount": f"{data['amount']:,}", "request": result.pk},
                     messages.WARNING,
                 )
                 return False
@@ -374,7 +376,10 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
         if decided.status == ApprovalRequest.Status.FAILED:  # approved, but the change itself was refused
             error = decided.result or {}
             self.message_user(
-                request, f"#{decided.pk}: failed: {error.get('error')}: {error.get('message')}", messages.ERROR
+                request,
+                _("#%(request)s approved, but it failed: %(code)s: %(message)s")
+                % {"request": decided.pk, "code": error.get("error"), "message": error.get("message")},
+                messages.ERROR,
             )
             return False
         return True
