@@ -15,10 +15,12 @@ from django.contrib.auth.admin import UserAdmin
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from bank import services
 from bank.errors import BankError
 from bank.models import (
+    MAX_AMOUNT,
     Account,
     ApiToken,
     ApprovalRequest,
@@ -69,17 +71,24 @@ class OptionalReasonForm(forms.Form):
     reason = forms.CharField(max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
 
+def form_refusal(form: forms.Form) -> str:
+    """A form's errors as one admin message, with the code a service's refusal would carry."""
+    fields = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+    return _("Nothing done: invalid_request (%(fields)s)") % {"fields": fields}
+
+
 def action_with_form(modeladmin, request, queryset, *, title: str, done: str, call, form_class=ReasonForm):
     """An admin action that first shows `form_class` (a reason and any other
     fields), then runs `call(obj, cleaned_data)` per selected row through a
-    service. A refusal is shown with its error code; the other rows go on."""
+    service. A refusal is shown with its error code; the other rows go on. A
+    call that returns False was not done (it showed its own message)."""
     form = form_class(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         count = 0
         for obj in queryset:
             try:
-                call(obj, form.cleaned_data)
-                count += 1
+                if call(obj, form.cleaned_data) is not False:
+                    count += 1
             except BankError as error:
                 modeladmin.message_user(request, f"{obj}: {error.code}: {error}", messages.ERROR)
         if count:
@@ -97,8 +106,13 @@ def action_with_form(modeladmin, request, queryset, *, title: str, done: str, ca
     return TemplateResponse(request, "admin/bank/action_form.html", context)
 
 
+def amount_field(**kwargs) -> forms.IntegerField:
+    """Whole won, bounded to what a ledger line may carry (bank.models.MAX_AMOUNT)."""
+    return forms.IntegerField(min_value=1, max_value=MAX_AMOUNT, **kwargs)
+
+
 class CashForm(forms.Form):
-    amount = forms.IntegerField(min_value=1, help_text="Won counted at the counter.")
+    amount = amount_field(help_text="Won counted at the counter.")
     reason = forms.CharField(
         label="Slip reference", max_length=300, help_text="The counter slip's number and anything worth noting."
     )
@@ -113,7 +127,8 @@ class RoleActionsMixin:
     def changelist_view(self, request, extra_context=None):
         # Django would 500 on a crafted selection that is not a list of ids; answer it plainly instead.
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if request.method == "POST" else []
-        if any(not value.isdigit() for value in selected):
+        # ASCII digits within a bigint: "²" passes isdigit() and 10**30 overflows the id column.
+        if any(not (value.isascii() and value.isdigit() and len(value) <= 18) for value in selected):
             self.message_user(
                 request, "Nothing done: invalid_selection (the selected rows must be ids).", messages.ERROR
             )
@@ -200,22 +215,26 @@ class AccountAdmin(FreezeActionsMixin, ReadOnlyAdmin):
         return self._cash(request, queryset, services.record_cash_withdrawal, "Cash paid out", "paid out")
 
     def _cash(self, request, queryset, service, title: str, done: str):
-        return action_with_form(
-            self,
-            request,
-            queryset,
-            title=title,
-            done=done,
-            form_class=CashForm,
-            call=lambda account, data: service(
+        def call(account, data):
+            result = service(
                 actor=request.user,
                 account=account,
                 amount=data["amount"],
                 reference=data["reason"],
                 # one key per form shown, per account: sending the form twice counts the cash once
                 idempotency_key=f"{data['form_key']}:{account.pk}",
-            ),
-        )
+            )
+            if isinstance(result, ApprovalRequest):  # large cash: posted once an approver agrees
+                self.message_user(
+                    request,
+                    _("%(account)s: %(amount)s won needs an approver: approval request #%(request)s.")
+                    % {"account": account, "amount": f"{data['amount']:,}", "request": result.pk},
+                    messages.WARNING,
+                )
+                return False
+            return True
+
+        return action_with_form(self, request, queryset, title=title, done=done, form_class=CashForm, call=call)
 
     freeze_title = "Freeze accounts"
 
@@ -381,7 +400,9 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
         # a POST that tries one anyway (a crafted form) is a bypass attempt worth a record.
         attempted = request.POST.get("action") if request.method == "POST" else None
         if attempted in ("approve", "reject") and not request.user.has_perm("bank.approve_request"):
-            for target_id in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:100]:
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:100]
+            # Only ids are worth a record (and storable); the rest is refused below as invalid_selection.
+            for target_id in (value for value in selected if value.isascii() and value.isdigit()):
                 services.record_audit(
                     actor=request.user,
                     action=f"approval.{attempted}_refused",
@@ -400,8 +421,21 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
             title="Approve requests",
             done="approved",
             form_class=OptionalReasonForm,
-            call=lambda req, data: services.approve_request(actor=request.user, request=req, reason=data["reason"]),
+            call=lambda req, data: self._approve_one(request, req, data["reason"]),
         )
+
+    def _approve_one(self, request, approval, reason: str):
+        decided = services.approve_request(actor=request.user, request=approval, reason=reason)
+        if decided.status == ApprovalRequest.Status.FAILED:  # approved, but the change itself was refused
+            error = decided.result or {}
+            self.message_user(
+                request,
+                _("#%(request)s approved, but it failed: %(code)s: %(message)s")
+                % {"request": decided.pk, "code": error.get("error"), "message": error.get("message")},
+                messages.ERROR,
+            )
+            return False
+        return True
 
     @admin.action(description="Reject", permissions=["approve"])
     def reject(self, request, queryset):
@@ -416,7 +450,7 @@ class ApprovalRequestAdmin(RoleActionsMixin, ReadOnlyAdmin):
 
 
 class AllowanceRaiseForm(ReasonForm):
-    amount = forms.IntegerField(min_value=1, help_text="Won to add to the allowance.")
+    amount = amount_field(help_text="Won to add to the allowance.")
 
 
 @admin.register(MinterAllowance)

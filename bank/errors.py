@@ -226,3 +226,12 @@ class MinterAllowanceExceeded(BankError):
 
 
 # --- back office (issue 6, oversight) --------------------------------------------------------
+
+
+# --- counter cash (issue 13) ---------------------------------------------------------------------
+
+
+class VaultCashInsufficient(BankError):
+    code = "vault_cash_insufficient"
+    http_status = 409
+    message = "The vault does not hold that much cash."

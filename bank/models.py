@@ -164,6 +164,16 @@ class JournalEntry(AppendOnlyModel):
         super().save(*args, **kwargs)
 
 
+# The most won one ledger line, hold or money input may carry (1 trillion won):
+# far above any payment, mint or counter cash, and 9 million times below
+# PostgreSQL's bigint, so balances summed from such lines stay inside it. Every
+# form, serializer and service bounds amounts with this one constant.
+MAX_AMOUNT = 10**12
+# What a bigint column holds: the bound of won figures that are not ledger
+# amounts (a merchant's annual revenue, a tier's revenue ceiling).
+BIGINT_MAX = 2**63 - 1
+
+
 class Posting(AppendOnlyModel):
     """One line of an entry: a signed amount on one account (credit positive)."""
 

@@ -259,6 +259,12 @@ DEVICE_ENROLLMENT_CODE_HOURS = int(os.environ.get("DEVICE_ENROLLMENT_CODE_HOURS"
 # Back-office controls (maker-checker). A staff mint (grant or reward issued by
 # hand) above LARGE_MINT_THRESHOLD won needs a second staff member's approval.
 LARGE_MINT_THRESHOLD = int(os.environ.get("LARGE_MINT_THRESHOLD", "1000000"))
+# Cash at the counter (issue 13): a cash deposit or withdrawal above
+# COUNTER_CASH_APPROVAL_THRESHOLD won, or one that takes the teller's counter
+# entries of the Seoul day above COUNTER_CASH_TELLER_DAILY_LIMIT won, is filed
+# for an approver (maker-checker) and posted once approved.
+COUNTER_CASH_APPROVAL_THRESHOLD = int(os.environ.get("COUNTER_CASH_APPROVAL_THRESHOLD", "10000000"))
+COUNTER_CASH_TELLER_DAILY_LIMIT = int(os.environ.get("COUNTER_CASH_TELLER_DAILY_LIMIT", "50000000"))
 # A minter (wallet_topup, program_issuance, staff_issuance) seen for the first
 # time starts with this allowance; later raises go through approval. Operators
 # set it to 0 to require an approved allowance before any mint.

@@ -13,6 +13,7 @@ from bank.admin import (
     ReasonForm,
     RoleActionsMixin,
     action_with_form,
+    amount_field,
 )
 from bank.errors import BankError
 from bank.models import Account
@@ -167,9 +168,32 @@ class ProgramRuleAdmin(ReadOnlyAdmin):
     inlines = [RuleTierInline]
 
 
+class WalletLimitRuleForm(forms.ModelForm):
+    """Limits are won a ledger line may carry (bank.models.MAX_AMOUNT), refused on the form above it."""
+
+    named_max_balance = amount_field()
+    anonymous_max_balance = amount_field()
+    per_payment_limit = amount_field()
+    daily_payment_limit = amount_field()
+
+    class Meta:
+        model = WalletLimitRule
+        fields = [
+            "effective_from",
+            "named_max_balance",
+            "anonymous_max_balance",
+            "per_payment_limit",
+            "daily_payment_limit",
+            "redeem_min_used_percent",
+            "plain_lot_valid_days",
+        ]
+
+
 @admin.register(WalletLimitRule)
 class WalletLimitRuleAdmin(admin.ModelAdmin):
     """Dated limits: staff add a row for a change; a row already in force is never edited."""
+
+    form = WalletLimitRuleForm
 
     list_display = [
         "effective_from",

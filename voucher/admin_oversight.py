@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from bank import services as bank_services
-from bank.admin import ReadOnlyAdmin
+from bank.admin import ReadOnlyAdmin, ReasonForm, form_refusal
 from bank.errors import BankError
 from bank.models import ApiToken
 from bank.services.api_tokens import REVOKE_PERMISSION
@@ -55,6 +55,14 @@ class ReconciliationAdmin(ReadOnlyAdmin):
             "today": seoul_today(),
         }
         return TemplateResponse(request, "admin/voucher/reconciliation/dashboard.html", context)
+
+
+class KycTierChangeForm(ReasonForm):
+    kyc_tier = forms.ChoiceField(choices=KycTier.choices)
+
+
+class FraudReviewForm(ReasonForm):
+    decision = forms.ChoiceField(choices=[("dismiss", "dismiss"), ("freeze", "freeze")])
 
 
 def _redirect_back(customer_id) -> HttpResponseRedirect:
@@ -174,12 +182,16 @@ class CustomerWalletAdmin(CustomerApiTokensMixin, DeviceKeysAdminMixin, ReadOnly
         wallet = self.get_object(request, str(pk))
         if wallet is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, str(pk))
+        form = KycTierChangeForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, form_refusal(form), messages.ERROR)
+            return _redirect_back(pk)
         try:
             services.set_kyc_tier(
                 actor=request.user,
                 wallet=wallet,
-                kyc_tier=request.POST.get("kyc_tier", ""),
-                reason=request.POST.get("reason", ""),
+                kyc_tier=form.cleaned_data["kyc_tier"],
+                reason=form.cleaned_data["reason"],
             )
         except BankError as error:
             self.message_user(request, f"{error.code}: {error}", messages.ERROR)
@@ -223,14 +235,17 @@ class FraudFlagAdmin(ReadOnlyAdmin):
         flag = self.get_object(request, str(pk))
         if flag is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, str(pk))
-        decision = request.POST.get("decision")
-        review = {"dismiss": services.dismiss_fraud_flag, "freeze": services.freeze_fraud_flag_subject}.get(decision)
+        back = HttpResponseRedirect(reverse("admin:voucher_fraudflag_change", args=[pk]))
+        form = FraudReviewForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, form_refusal(form), messages.ERROR)
+            return back
+        decision = form.cleaned_data["decision"]
+        review = {"dismiss": services.dismiss_fraud_flag, "freeze": services.freeze_fraud_flag_subject}[decision]
         try:
-            if review is None:
-                raise BankError("Choose dismiss or freeze.")
-            review(actor=request.user, flag=flag, reason=request.POST.get("reason", ""))
+            review(actor=request.user, flag=flag, reason=form.cleaned_data["reason"])
         except BankError as error:
             self.message_user(request, f"{error.code}: {error}", messages.ERROR)
         else:
             self.message_user(request, f"Flag #{flag.pk}: {decision} done.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:voucher_fraudflag_change", args=[pk]))
+        return back

@@ -3,8 +3,11 @@
 The first response (a success, or a refusal the bank decided, such as
 insufficient_funds) is stored and a retry with the same key and the same
 request gets those bytes again; the same key with another request gets 409.
-Request-shape errors (bad JSON, missing fields, bad signature) are not
-stored, so the client can fix the request and retry with the key.
+Request-shape errors (bad JSON, missing fields, bad signature, a pause) are
+not stored, and roll back their request whole (its nonce too), so the client
+can fix the request, or send it again, with the key. A retry sent while the
+first attempt is still running waits for it and gets its answer (see
+bank.services.identity.stored_response_or_consume_nonce).
 
 The money itself moves at most once because the service below is given a
 key derived from this one: two concurrent retries post one entry, and the
@@ -43,8 +46,16 @@ class IdempotentPostMixin:
         # money and the stored answer commit together or not at all, and the
         # request waits for one WAL flush instead of three. A refusal is an
         # answer (handled, not raised), so it commits too; a crash rolls back all.
+        # So does an answer that is not kept for the key (a request-shape refusal
+        # such as payments_paused): nothing was decided, so the nonce is freed too
+        # and the same signed request may be sent again, by a retry that was
+        # waiting for this one (see stored_response_or_consume_nonce) or later.
+        self._answer_kept = False
         with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
+            if not self._answer_kept:
+                transaction.set_rollback(True)
+            return response
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -81,6 +92,7 @@ class IdempotentPostMixin:
 
     def handle_exception(self, exc):
         if isinstance(exc, _Replay):
+            self._answer_kept = True
             stored = exc.stored
             response = HttpResponse(bytes(stored.body), status=stored.status_code, content_type=stored.content_type)
             response["Idempotent-Replay"] = "true"
@@ -92,6 +104,7 @@ class IdempotentPostMixin:
         fresh = isinstance(response, Response)  # a replay is a plain HttpResponse of stored bytes
         if fresh and request.method == "POST" and self.idempotency_key and _is_decided(response):
             response.render()
+            self._answer_kept = True
             first = _store_answer(request.user, self.idempotency_key, self._fingerprint, response)
             if first is not None:
                 # A concurrent retry stored its answer first; answer with the same bytes.

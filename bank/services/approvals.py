@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bank import errors
-from bank.models import Account, ApprovalRequest, ApprovalVote, Currency, JournalEntry
+from bank.models import MAX_AMOUNT, Account, ApprovalRequest, ApprovalVote, Currency, JournalEntry
 from bank.services.accounts import set_account_status
 from bank.services.audit import record_audit
 from bank.services.controls import minter_allowance_row, raise_minter_allowance, require_reason, require_role
@@ -209,7 +209,7 @@ def _adjustment_lines(payload: dict) -> list[tuple[int, int]]:
     for line in lines:
         if not isinstance(line, list | tuple) or len(line) != 2 or type(line[0]) is not int:
             raise errors.InvalidEntry("Each line is [account id, amount].", field="lines")
-        if type(line[1]) is not int or line[1] == 0:
+        if type(line[1]) is not int or line[1] == 0 or abs(line[1]) > MAX_AMOUNT:
             raise errors.InvalidAmount(field="lines", amount=repr(line[1]))
         parsed.append((line[0], line[1]))
     currencies = dict(Account.objects.filter(pk__in=[a for a, _ in parsed]).values_list("pk", "currency"))
@@ -253,7 +253,7 @@ def _adjust(request: ApprovalRequest, actor) -> dict:
 
 def _validate_allowance(target, payload) -> None:
     amount = payload.get("amount")
-    if type(amount) is not int or amount <= 0:
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
         raise errors.InvalidAmount(field="amount", amount=repr(amount))
 
 

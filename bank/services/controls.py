@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bank import errors
-from bank.models import ApprovalRequest, ControlState, MinterAllowance
+from bank.models import MAX_AMOUNT, ApprovalRequest, ControlState, MinterAllowance
 from bank.services.audit import record_audit
 
 
@@ -95,7 +95,7 @@ def use_minter_allowance(*, minter: str, amount: int) -> MinterAllowance:
     """Use `amount` of the minter's allowance. Call inside the mint's transaction,
     after the mint's other locks (the allowance row is the last lock taken), so a
     refused mint rolls back whole and two mints can never overspend."""
-    if type(amount) is not int or amount <= 0:
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
         raise errors.InvalidAmount(field="amount", amount=repr(amount))
     if not transaction.get_connection().in_atomic_block:
         raise errors.InvalidEntry("A mint uses its allowance inside its own transaction.", field="minter")
@@ -111,7 +111,7 @@ def use_minter_allowance(*, minter: str, amount: int) -> MinterAllowance:
 def raise_minter_allowance(*, actor, minter: str, amount: int, reason: str, approval=None) -> MinterAllowance:
     """Add `amount` to a minter's allowance. Runs only as an approved
     allowance_raise request (`approval`), so every raise had a maker and a checker."""
-    if type(amount) is not int or amount <= 0:
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
         raise errors.InvalidAmount(field="amount", amount=repr(amount))
     with transaction.atomic():
         row = minter_allowance_row(minter)

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bank import errors
-from bank.models import Account, Hold, JournalEntry
+from bank.models import MAX_AMOUNT, Account, Hold, JournalEntry
 from bank.services.posting import EntryRequest, apply_locked, check_request, lock_accounts
 
 DEFAULT_HOLD_TTL = timedelta(minutes=15)
@@ -28,7 +28,9 @@ def place_hold(
     expires_at: datetime | None = None,
 ) -> Hold:
     """Reserve `amount` on `account` for a later transfer to `destination`."""
-    if type(amount) is not int or amount <= 0:  # a negative hold would shrink another hold's reservation
+    if (
+        type(amount) is not int or not 0 < amount <= MAX_AMOUNT
+    ):  # a negative hold would shrink another hold's reservation
         raise errors.InvalidAmount(amount=repr(amount))
     account_id = account.pk if isinstance(account, Account) else account
     destination_id = destination.pk if isinstance(destination, Account) else destination
@@ -84,7 +86,7 @@ def capture_hold(*, hold: Hold | int, amount: int | None = None, memo: str = "")
         if hold.expires_at <= timezone.now():
             raise errors.HoldExpired(hold=hold.pk)
         amount = hold.amount if amount is None else amount
-        if type(amount) is not int or amount <= 0:
+        if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
             raise errors.InvalidAmount(amount=repr(amount))
         if amount > hold.amount:
             raise errors.CaptureExceedsHold(hold=hold.pk, held=hold.amount, requested=amount)

@@ -18,6 +18,7 @@ from bank.services.audit import record_audit
 from bank.services.unique_insert import insert_unique
 
 MAX_NONCE_LENGTH = 64
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; anything longer is out of any window
 
 
 def register_device_key(*, party: Party, public_key: bytes, label: str = "", actor=None) -> DeviceKey:
@@ -129,7 +130,7 @@ def check_signature(
         raise errors.DeviceKeyUnknown(device=str(device_id))
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:
         raise errors.SignatureInvalid("The nonce must be 8 to 64 characters.", field="nonce")
-    signed_at = _as_int(timestamp)
+    signed_at = _as_timestamp(timestamp)
     window = settings.SIGNED_REQUEST_WINDOW_SECONDS
     if signed_at is None or abs(timezone.now().timestamp() - signed_at) > window:
         raise errors.TimestampOutOfWindow(window_seconds=window)
@@ -168,18 +169,28 @@ def consume_nonce(*, device: DeviceKey, nonce: str) -> None:
 def stored_response_or_consume_nonce(*, user, key: str, device: DeviceKey, nonce: str) -> StoredResponse | None:
     """The API's stored answer to `user`'s Idempotency-Key `key`, if there is one
     (a retry: its nonce was consumed by the first attempt); otherwise consume the
-    nonce (consume_nonce) and return None. One statement on PostgreSQL."""
+    nonce (consume_nonce) and return None. One statement on PostgreSQL.
+
+    A retry sent while the first attempt is still running waits here: the
+    first attempt's transaction holds the (device, nonce) row, so the insert
+    waits for it to end. If it rolled back (it failed, or its answer was one
+    that is not stored), the nonce is free and this is the first attempt. If it
+    committed, its answer was committed with the nonce, after this statement's
+    snapshot was taken: a second statement (READ COMMITTED) reads it."""
     if connection.vendor != "postgresql":
         stored = StoredResponse.objects.filter(user=user, key=key).first()
         if stored is None:
-            consume_nonce(device=device, nonce=nonce)
+            try:
+                consume_nonce(device=device, nonce=nonce)
+            except errors.NonceReplayed:
+                return _stored_answer_of_first_attempt(user, key)
         return stored
     rows = fetch(
         _STORED_OR_CONSUME_SQL,
         {"user": user.pk, "key": key, "device": device.pk, "nonce": nonce, "now": timezone.now()},
     )
     if not rows:
-        raise errors.NonceReplayed()
+        return _stored_answer_of_first_attempt(user, key)
     stored_id, fingerprint, status_code, content_type, body, consumed = rows[0]
     if consumed:
         return None
@@ -192,6 +203,16 @@ def stored_response_or_consume_nonce(*, user, key: str, device: DeviceKey, nonce
         content_type=content_type,
         body=bytes(body),
     )
+
+
+def _stored_answer_of_first_attempt(user, key: str) -> StoredResponse:
+    """The nonce is used: by this key's first attempt, which committed its answer
+    while we waited (the caller compares the request's fingerprint with it), or
+    by another request (a replay under a new key): nonce_replayed."""
+    stored = StoredResponse.objects.filter(user=user, key=key).first()
+    if stored is None:
+        raise errors.NonceReplayed()
+    return stored
 
 
 _INSERT_NONCE = """
@@ -220,6 +241,16 @@ def forget_old_nonces(*, now=None) -> int:
     cutoff = (now or timezone.now()) - timedelta(seconds=2 * settings.SIGNED_REQUEST_WINDOW_SECONDS)
     deleted, _ = UsedNonce.objects.filter(used_at__lt=cutoff).delete()
     return deleted
+
+
+def _as_timestamp(value) -> int | None:
+    """Unix seconds as sent: ASCII digits only, at most MAX_TIMESTAMP_DIGITS, so
+    that no header can overflow the arithmetic of the window check."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > MAX_TIMESTAMP_DIGITS:
+        return None
+    return int(value)
 
 
 def _as_int(value):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from bank import errors
 from bank.hashing import entry_hash, epoch_micros
-from bank.models import Account, JournalEntry, Posting
+from bank.models import MAX_AMOUNT, Account, JournalEntry, Posting
 from bank.prepared import int_array
 
 MAX_LINES = 100
@@ -853,8 +853,8 @@ def check_request(request: EntryRequest) -> CheckedRequest:
         else:
             raise errors.AccountNotFound("An account is given as an Account or its integer id.", line=index)
         # bool is a subclass of int, and a float or Decimal is never money here.
-        if type(amount) is not int or amount == 0:
-            raise errors.InvalidAmount(line=index, amount=repr(amount))
+        if type(amount) is not int or amount == 0 or abs(amount) > MAX_AMOUNT:
+            raise errors.InvalidAmount(line=index, amount=repr(amount), max_amount=MAX_AMOUNT)
         normalized.append((account_id, amount))
     if request.reverses is not None and not isinstance(request.reverses, JournalEntry):
         raise errors.InvalidEntry("reverses must be a JournalEntry.", field="reverses")

@@ -11,8 +11,11 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from bank import identity, services
-from bank.models import JournalEntry, Posting, StoredResponse
+from bank.models import JournalEntry, Posting, StoredResponse, UsedNonce
 from tests.factories import AccountFactory, PartyFactory, funded_account
+from tests.factories.api import citizen_app, merchant_app
+from tests.voucher.support import ledger_size
+from voucher import services as voucher_services
 
 PATH = "/api/test/transfer/"
 SECRET = bytes.fromhex("3c" * 32)
@@ -158,3 +161,38 @@ def test_concurrent_retries_with_one_key_move_money_once(citizen):
     # Nonces differ, so the bodies' signatures differ but the request (method, path, body) is the same.
     assert {a.status_code for a in answers} == {201}
     assert len({a.content for a in answers}) == 1
+
+
+# --- an oversized X-Timestamp (issue 13) ---------------------------------------------------------
+
+
+def _real_signed_post(kind: str):
+    """A signed money-moving POST of the wallet API of `kind`: its app and a call taking the timestamp."""
+    if kind == "top-up":
+        app = citizen_app(0, extra_krw=50_000)
+        return lambda **signed: app.post("/api/v1/wallet/top-ups/", {"amount": 1_000}, **signed)
+    if kind == "transfer":
+        app, receiver = citizen_app(10_000), citizen_app(0)
+        return lambda **signed: app.post(
+            "/api/v1/wallet/transfers/", {"to_wallet": receiver.wallet.pk, "amount": 1_000}, **signed
+        )
+    customer, till = citizen_app(10_000), merchant_app()
+    payment = voucher_services.pay(wallet=customer.wallet, merchant=till.merchant, amount=4_000, idempotency_key="p")
+    return lambda **signed: till.post(f"/api/v1/merchant/payments/{payment.pk}/refunds/", {"amount": 1_000}, **signed)
+
+
+@pytest.mark.parametrize("kind", ["top-up", "transfer", "refund"])
+@pytest.mark.parametrize(
+    "timestamp",
+    ["9" * 400, "1" * 13, "-" + "9" * 12, "１７００００００００"],
+    ids=["400-digits", "13-digits", "negative", "full-width"],
+)
+def test_an_oversized_timestamp_is_out_of_window_and_writes_nothing(settings, db, kind, timestamp):
+    settings.ROOT_URLCONF = "config.urls"
+    post = _real_signed_post(kind)
+    before = ledger_size(), UsedNonce.objects.count(), StoredResponse.objects.count()
+    response = post(timestamp=timestamp)
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["code"] == "timestamp_out_of_window"
+    assert (ledger_size(), UsedNonce.objects.count(), StoredResponse.objects.count()) == before
+    assert post().status_code == 201  # the same request with a current timestamp goes through

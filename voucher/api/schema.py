@@ -16,11 +16,25 @@ SIGNED_POST_HEADERS = [
         "Idempotency-Key",
         OpenApiTypes.STR,
         "1-100 printable characters, unique per request. A retry with the same key and body gets the first "
-        "response byte for byte (header Idempotent-Replay: true); the same key with another body gets 409.",
+        "response byte for byte (header Idempotent-Replay: true), also when sent while the first request is "
+        "still running: the retry waits for it to finish. The same key with another body gets 409 "
+        "idempotency_key_reused. Answers that depend on the request's shape or a passing state (400 "
+        "invalid_request, 401, 503 payments_paused) are not kept: nothing of that request is kept either, "
+        "its nonce included, so the same signed request may be sent again.",
     ),
     _header("X-Device-Key", OpenApiTypes.INT, "Id of the registered device key that signed (POST /devices/)."),
-    _header("X-Nonce", OpenApiTypes.STR, "8-64 characters, never used before by this device."),
-    _header("X-Timestamp", OpenApiTypes.INT, "Unix seconds when signed; within the server's window (5 minutes)."),
+    _header(
+        "X-Nonce",
+        OpenApiTypes.STR,
+        "8-64 characters, never used before by this device; a retry of the same request (same Idempotency-Key) "
+        "sends the same nonce. A nonce reused by another request gets 409 nonce_replayed.",
+    ),
+    _header(
+        "X-Timestamp",
+        OpenApiTypes.INT,
+        "Unix seconds when signed, as 1 to 12 ASCII digits; within the server's window (5 minutes), else 401 "
+        "timestamp_out_of_window.",
+    ),
     _header(
         "X-Signature",
         OpenApiTypes.STR,

@@ -8,10 +8,10 @@ from datetime import date
 from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 
+from bank.models import MAX_AMOUNT  # far above any limit; keeps sums inside a 64-bit integer
 from voucher.models import District, KycTier, MerchantCategory, MerchantMember, VoucherProgram
 from voucher.selectors import HISTORY_KINDS
 
-MAX_AMOUNT = 10**12  # far above any limit; keeps sums inside a 64-bit integer
 MAX_ID = 2**63 - 1
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 

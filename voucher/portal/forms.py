@@ -5,7 +5,7 @@ import secrets
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from bank.models import Account, Currency
+from bank.models import MAX_AMOUNT, Account, Currency
 
 
 def one_time_key() -> str:
@@ -32,7 +32,7 @@ class KeyedForm(forms.Form):
 
 
 class RefundForm(KeyedForm):
-    amount = forms.IntegerField(label=_("Refund amount (won)"), min_value=1, max_value=10**12)
+    amount = forms.IntegerField(label=_("Refund amount (won)"), min_value=1, max_value=MAX_AMOUNT)
 
 
 class InstantSettlementForm(KeyedForm):
@@ -40,7 +40,7 @@ class InstantSettlementForm(KeyedForm):
 
 
 class PaymentRequestForm(forms.Form):
-    amount = forms.IntegerField(label=_("Amount (won)"), min_value=1, max_value=10**12)
+    amount = forms.IntegerField(label=_("Amount (won)"), min_value=1, max_value=MAX_AMOUNT)
     reference = forms.CharField(label=_("Reference"), required=False, max_length=100)
 
 

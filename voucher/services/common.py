@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from bank import errors as bank_errors
-from bank.models import Account, Party
+from bank.models import MAX_AMOUNT, Account, Party
 from bank.services import open_account, open_party
 from voucher import errors
 from voucher.models import Lot, Merchant, VoucherProgram, Wallet
@@ -36,8 +36,8 @@ MAX_KEY_LENGTH = 64  # our keys are namespaced into the ledger's 100-character i
 
 def check_amount(amount, field: str = "amount") -> int:
     # bool is an int in Python, and a float or Decimal is never money here.
-    if type(amount) is not int or amount <= 0:
-        raise bank_errors.InvalidAmount(field=field, amount=repr(amount))
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+        raise bank_errors.InvalidAmount(field=field, amount=repr(amount), max_amount=MAX_AMOUNT)
     return amount
 
 

@@ -5,7 +5,7 @@ import re
 
 from django.db import transaction
 
-from bank.models import Account, Currency, Party
+from bank.models import BIGINT_MAX, Account, Currency, Party
 from bank.services import check_executing, open_account, open_party, record_audit, set_account_status
 from voucher import errors
 from voucher.models import District, Merchant, MerchantCategory, MerchantMember
@@ -51,7 +51,7 @@ def onboard_merchant(
         raise errors.InvalidMerchant(f"Unknown category {category!r}.", field="category")
     if district not in District.values:
         raise errors.InvalidMerchant(f"Unknown district {district!r}.", field="district")
-    if type(annual_revenue) is not int or annual_revenue < 0:
+    if type(annual_revenue) is not int or not 0 <= annual_revenue <= BIGINT_MAX:
         raise errors.InvalidMerchant("Annual revenue is a whole number of won.", field="annual_revenue")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise errors.InvalidMerchant("A name of at most 200 characters is required.", field="name")

@@ -7,7 +7,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
-from bank.models import Account, Currency
+from bank.models import BIGINT_MAX, MAX_AMOUNT, Account, Currency
 from bank.services import record_audit
 from voucher import errors
 from voucher.clock import seoul_today
@@ -145,7 +145,7 @@ def add_program_rule(
     _check_rate(rate_bp)
     _check_optional_money(monthly_base_limit, "monthly_base_limit")
     for ceiling, tier_rate in tiers:
-        _check_optional_money(ceiling, "tiers")
+        _check_optional_money(ceiling, "tiers", most=BIGINT_MAX)
         _check_rate(tier_rate)
     with transaction.atomic():
         [program] = lock_programs([program.pk])
@@ -209,10 +209,13 @@ def _validate(program: VoucherProgram) -> None:
     if funder.currency != Currency.KRW or funder.sign != 1 or funder.may_go_negative:
         # The budget must be money the funder really holds, not a line of credit.
         raise errors.InvalidProgram("The funder must be a KRW deposit account that cannot go negative.", field="funder")
-    if type(program.budget) is not int or program.budget <= 0:
-        raise errors.InvalidProgram("The budget must be a positive number of won.", field="budget")
-    for field in ("face_value", "per_person_monthly_cap", "per_person_total_cap", "max_merchant_annual_revenue"):
+    if type(program.budget) is not int or not 0 < program.budget <= MAX_AMOUNT:
+        raise errors.InvalidProgram(
+            f"The budget must be a positive number of won, at most {MAX_AMOUNT:,}.", field="budget"
+        )
+    for field in ("face_value", "per_person_monthly_cap", "per_person_total_cap"):
         _check_optional_money(getattr(program, field), field)
+    _check_optional_money(program.max_merchant_annual_revenue, "max_merchant_annual_revenue", most=BIGINT_MAX)
     if (program.expires_on is None) == (program.valid_days is None):
         raise errors.InvalidProgram("Give either a fixed expiry date or a number of valid days.", field="expiry")
     if program.valid_days is not None and (type(program.valid_days) is not int or program.valid_days <= 0):
@@ -227,9 +230,9 @@ def _validate(program: VoucherProgram) -> None:
             raise errors.InvalidProgram(f"{field} must be a list of known codes.", field=field)
 
 
-def _check_optional_money(value, field: str) -> None:
-    if value is not None and (type(value) is not int or value <= 0):
-        raise errors.InvalidProgram(f"{field} must be a positive number of won.", field=field)
+def _check_optional_money(value, field: str, most: int = MAX_AMOUNT) -> None:
+    if value is not None and (type(value) is not int or not 0 < value <= most):
+        raise errors.InvalidProgram(f"{field} must be a positive number of won, at most {most:,}.", field=field)
 
 
 def _check_rate(rate) -> None:
