@@ -49,6 +49,9 @@ ROLES: dict[str, list[str]] = {
         "voucher.revoke_device_key",
         "voucher.freeze_wallet",
         "bank.record_cash",
+        # login lockouts (django-axes): see who is locked out, lift it after checking who asks
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
     ],
     # Makes and edits voucher programs and issues grants by hand (large ones go to an approver).
     "program_manager": _VIEW_TOKEN
