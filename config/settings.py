@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "bank.api.middleware.ApiEdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +68,10 @@ MIDDLEWARE = [
     # Last, so that it sees the view's answer to a locked login (bank.lockout).
     "axes.middleware.AxesMiddleware",
 ]
+# bank.api.middleware.ApiEdgeMiddleware: /api/ answers in its error shape in every mode,
+# 414 for a query string over API_MAX_QUERY_STRING characters (no filter needs more), and
+# JSON instead of DEBUG's HTML 404.
+API_MAX_QUERY_STRING = int(os.environ.get("API_MAX_QUERY_STRING", "2048"))
 
 ROOT_URLCONF = "config.urls"
 
@@ -230,6 +235,19 @@ SPECTACULAR_SETTINGS = {
 LEDGER_VALIDATOR_KEY_DIR = Path(os.environ.get("LEDGER_VALIDATOR_KEY_DIR", BASE_DIR / "var" / "validator-keys"))
 LEDGER_BLOCK_QUORUM = int(os.environ.get("LEDGER_BLOCK_QUORUM", "3"))
 LEDGER_MAX_ENTRIES_PER_BLOCK = int(os.environ.get("LEDGER_MAX_ENTRIES_PER_BLOCK", "10000"))
+
+# ---- HTTPS (hardening, issue 13) ----
+# Outside development every page is HTTPS only: plain HTTP is redirected, and browsers
+# are told (HSTS) never to try HTTP again. TLS ends at the proxy in front of us, which
+# must set SECURE_PROXY_SSL_HEADER's header itself (and drop a client's) for Django to
+# know a request came over HTTPS. DEBUG (make run, the tests) keeps plain HTTP.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO=https")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header.split("=", 1)) if _proxy_header else None
+# ---- end of HTTPS ----
 
 # The merchant portal (/portal/): sessions in a cookie the page's scripts cannot
 # read, sent only over HTTPS outside development. Its login lockout is the one of

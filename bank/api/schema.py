@@ -3,7 +3,12 @@ for the statuses any view can answer with (authentication, throttling, and
 for writes bad input and conflicts), so the schema tells clients the truth."""
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
-ALWAYS = {"401": "Not authenticated.", "403": "Not allowed.", "429": "Too many requests; see details.wait_seconds."}
+ALWAYS = {
+    "401": "Not authenticated.",
+    "403": "Not allowed.",
+    "414": "The query string is longer than the server takes (query_too_long; details.max_length).",
+    "429": "Too many requests; see details.wait_seconds.",
+}
 WRITES = {
     "400": "Invalid request.",
     "409": "Conflict with the current state or an earlier request.",

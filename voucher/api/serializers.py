@@ -6,8 +6,10 @@ import re
 from datetime import date
 
 from django.core.validators import MaxValueValidator, MinValueValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from voucher import payment_codes
 from voucher.models import District, KycTier, MerchantCategory, MerchantMember, VoucherProgram
 from voucher.selectors import HISTORY_KINDS
 
@@ -64,10 +66,42 @@ def reference_field(**kwargs) -> TextField:
     )
 
 
-def _day(**kwargs) -> serializers.DateField:
+# An ISO day in FIRST_DAY's year to LAST_DAY's (change them together): OpenAPI 3.0
+# cannot bound a date, a pattern can.
+DAY_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+@extend_schema_field({"type": "string", "format": "date", "pattern": DAY_PATTERN})
+class DayField(serializers.DateField):
+    """A day (YYYY-MM-DD) between FIRST_DAY and LAST_DAY, as the schema says."""
+
+
+def _day(**kwargs) -> DayField:
     # Bounded, so that a far-off day never overflows the day arithmetic behind it.
     bounds = [MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)]
-    return serializers.DateField(required=False, validators=bounds, **kwargs)
+    return DayField(required=False, validators=bounds, **kwargs)
+
+
+def _payload_schema(prefix: str) -> dict:
+    """What a QR payload looks like (voucher.payment_codes): its prefix, then base64url.
+    Anything else is refused; a payload of this shape may still be unknown or altered."""
+    return {
+        "type": "string",
+        "pattern": f"^{re.escape(prefix)}[A-Za-z0-9_-]+$",
+        "maxLength": payment_codes.MAX_PAYLOAD_LENGTH,
+    }
+
+
+@extend_schema_field(_payload_schema(payment_codes.REQUEST_PREFIX))
+class PaymentRequestPayloadField(TextField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=payment_codes.MAX_PAYLOAD_LENGTH, **kwargs)
+
+
+@extend_schema_field(_payload_schema(payment_codes.CODE_PREFIX))
+class PaymentCodeField(TextField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=payment_codes.MAX_PAYLOAD_LENGTH, **kwargs)
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -196,8 +230,8 @@ class PayInputSerializer(serializers.Serializer):
     merchant = id_field(required=False, help_text="Pay this merchant `amount`; or give payment_request.")
     amount = amount_field(required=False)
     reference = reference_field(required=False, default="")
-    payment_request = TextField(
-        max_length=1000, required=False, help_text="A merchant-presented QR payload: its amount to its merchant."
+    payment_request = PaymentRequestPayloadField(
+        required=False, help_text="A merchant-presented QR payload: its amount to its merchant."
     )
 
     def validate(self, data):
@@ -290,7 +324,7 @@ class RefundInputSerializer(serializers.Serializer):
 
 
 class ChargeInputSerializer(serializers.Serializer):
-    code = TextField(max_length=1000, help_text="The citizen-presented one-time payment code (QR payload).")
+    code = PaymentCodeField(help_text="The citizen-presented one-time payment code (QR payload).")
     amount = amount_field()
     reference = reference_field(required=False, default="")
 
@@ -309,7 +343,7 @@ class PaymentRequestInputSerializer(serializers.Serializer):
 
 
 class PaymentRequestPreviewQuerySerializer(serializers.Serializer):
-    payload = TextField(max_length=1000)
+    payload = PaymentRequestPayloadField()
 
 
 class PaymentRequestPreviewSerializer(serializers.Serializer):
