@@ -74,6 +74,9 @@ def test_the_admin_login_is_locked_after_five_failures_even_with_the_right_passw
     assert "Too many failed logins" in locked.content.decode()
     assert "_auth_user_id" not in client.session
     assert client.get("/admin/").status_code == 302  # still sent to the login page
+    # In the back office's language (Korean by default), with how long it lasts.
+    korean = client.post(reverse("admin:login"), {"username": "vault-teller", "password": PASSWORD})
+    assert korean.status_code == 429 and "15분 동안" in korean.content.decode()
 
 
 def test_the_api_token_login_is_locked_with_the_error_shape(db):
@@ -123,6 +126,7 @@ def test_a_teller_lifts_a_lockout_with_a_reason_and_it_is_audited(client, gamche
     teller.force_login(staff_login("counter-teller", "teller"))
     page = teller.get(reverse("admin:axes_accessattempt_changelist"))
     assert page.status_code == 200 and OWNER in page.content.decode()
+    assert "로그인 실패 기록" in page.content.decode()  # axes' pages in Korean
     detail = teller.get(reverse("admin:axes_accessattempt_change", args=[attempt.pk])).content.decode()
     assert "guess" not in detail and "post_data" not in detail  # the failed logins' form data is not shown
     teller.post(
