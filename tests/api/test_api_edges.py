@@ -1,6 +1,8 @@
 """What /api/ answers outside its views: a path no route matches (a non-integer id)
 and an over-long query string, always in the error shape, also with DEBUG on."""
 
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -41,3 +43,13 @@ def test_the_schema_documents_414_and_the_payload_and_day_formats(db):
     preview = schema["paths"]["/api/v1/payment-requests/preview/"]["get"]
     payload = next(p for p in preview["parameters"] if p["name"] == "payload")["schema"]
     assert (payload["pattern"], payload["maxLength"]) == ("^bkrw:pr1:[A-Za-z0-9_-]+$", 1000)
+
+
+def test_the_schema_states_the_printable_rule_of_free_text(db):
+    schemas = APIClient().get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
+    reference = schemas["PayInputRequest"]["properties"]["reference"]
+    reference = next(branch for branch in reference.get("oneOf", [reference]) if "pattern" in branch)
+    assert reference["maxLength"] == 100 and reference["pattern"].startswith("^[\\u0020-\\u007e")
+    # A control character is outside the pattern, as the server refuses it.
+    assert not re.fullmatch(reference["pattern"], "table\x85")
+    assert re.fullmatch(reference["pattern"], "포장-1 table 7")

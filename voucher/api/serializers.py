@@ -6,6 +6,7 @@ import re
 from datetime import date
 
 from django.core.validators import MaxValueValidator, MinValueValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -58,6 +59,36 @@ class TextField(serializers.CharField):
         if not value.isprintable() or any("\ud800" <= ch <= "\udfff" for ch in value):
             self.fail("unprintable")
         return value
+
+
+def _printable_bmp_pattern() -> str:
+    """TextField's rule as a pattern a client's regex engine reads (JavaScript's and
+    Python's alike): the printable characters of the Basic Multilingual Plane, listed
+    as ranges. The server also takes printable characters beyond it (emoji); a client
+    kept to this pattern never sends what is always refused."""
+    ranges, start = [], None
+    for point in range(0x10000):
+        printable = chr(point).isprintable() and not 0xD800 <= point <= 0xDFFF
+        if printable and start is None:
+            start = point
+        elif not printable and start is not None:
+            ranges.append((start, point - 1))
+            start = None
+    if start is not None:
+        ranges.append((start, 0xFFFF))
+    return "^[" + "".join(f"\\u{a:04x}" + (f"-\\u{b:04x}" if b > a else "") for a, b in ranges) + "]*$"
+
+
+class TextFieldSchema(OpenApiSerializerFieldExtension):
+    """TextField in the schema: a string with its lengths, and the printable rule as a pattern."""
+
+    target_class = TextField
+    match_subclasses = True
+    pattern = _printable_bmp_pattern()
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {**schema, "pattern": self.pattern}
 
 
 def reference_field(**kwargs) -> TextField:
@@ -329,11 +360,19 @@ class ChargeInputSerializer(serializers.Serializer):
     reference = reference_field(required=False, default="")
 
 
+@extend_schema_field({"type": "string", "pattern": "^[ -~]{8,64}$", "minLength": 8, "maxLength": 64})
+class PaymentRequestNonceField(TextField):
+    """The nonce of a payment request: printable ASCII, as create_payment_request checks."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=8, max_length=64, **kwargs)
+
+
 class PaymentRequestInputSerializer(serializers.Serializer):
     amount = amount_field()
     reference = reference_field(required=False, default="")
     expires_at = StrictIntegerField(min_value=0, max_value=MAX_ID, help_text="Unix seconds; at most a day ahead.")
-    nonce = TextField(min_length=8, max_length=64, help_text="Unique per merchant; 8-64 printable ASCII characters.")
+    nonce = PaymentRequestNonceField(help_text="Unique per merchant; 8-64 printable ASCII characters.")
     device_key = id_field(help_text="Id of the merchant device key that signed.")
     signature = serializers.RegexField(
         r"^[0-9a-fA-F]{130}$",
