@@ -558,4 +558,5 @@ class AuditEventAdmin(RoleActionsMixin, ReadOnlyAdmin):
         return audit_csv(queryset.order_by("at", "id"))
 
 
-from bank import admin_verification  # noqa: E402,F401  back-office verification page (issue 6)
+# Pages in their own modules, registered here (they import this module's helpers).
+from bank import admin_lockout, admin_verification  # noqa: E402,F401  login lockouts (issue 13), verification (issue 6)

@@ -1,4 +1,6 @@
+from axes.apps import AppConfig as AxesConfig
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BankConfig(AppConfig):
@@ -8,3 +10,9 @@ class BankConfig(AppConfig):
 
     def ready(self):
         import bank.signals  # noqa: F401  copies admin LogEntry rows into the audit log
+
+
+class LoginLockoutConfig(AxesConfig):
+    """django-axes (login lockout), under a name the back office shows in its language."""
+
+    verbose_name = _("Login lockouts")

@@ -228,6 +228,15 @@ class MinterAllowanceExceeded(BankError):
 # --- back office (issue 6, oversight) --------------------------------------------------------
 
 
+class LoginLocked(BankError):
+    """Too many failed logins of one (normalised) username from one address: every
+    login of that pair is refused, the right password too, until the lockout ends."""
+
+    code = "login_locked"
+    http_status = 429
+    message = "Too many failed logins. Try again later."
+
+
 # --- counter cash (issue 13) ---------------------------------------------------------------------
 
 

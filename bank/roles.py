@@ -68,6 +68,9 @@ ROLES: dict[str, list[str]] = {
         "bank.revoke_api_token",
         "voucher.freeze_wallet",
         "bank.record_cash",
+        # login lockouts (django-axes): see who is locked out, lift it after checking who asks
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
     ],
     # Makes and edits voucher programs and issues grants by hand (large ones go to an approver).
     "program_manager": _VIEW_TOKEN

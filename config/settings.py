@@ -5,10 +5,12 @@ environment here, and only here (12-factor). Nothing else reads os.environ.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "bank.apps.LoginLockoutConfig",  # django-axes: see the "Login lockout" block below
     "bank",
     "voucher",
     "tour",
@@ -54,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "bank.api.middleware.ApiEdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -61,7 +65,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, so that it sees the view's answer to a locked login (bank.lockout).
+    "axes.middleware.AxesMiddleware",
 ]
+# bank.api.middleware.ApiEdgeMiddleware: /api/ answers in its error shape in every mode,
+# 414 for a query string over API_MAX_QUERY_STRING characters (no filter needs more), and
+# JSON instead of DEBUG's HTML 404.
+API_MAX_QUERY_STRING = int(os.environ.get("API_MAX_QUERY_STRING", "2048"))
 
 ROOT_URLCONF = "config.urls"
 
@@ -226,10 +237,22 @@ LEDGER_VALIDATOR_KEY_DIR = Path(os.environ.get("LEDGER_VALIDATOR_KEY_DIR", BASE_
 LEDGER_BLOCK_QUORUM = int(os.environ.get("LEDGER_BLOCK_QUORUM", "3"))
 LEDGER_MAX_ENTRIES_PER_BLOCK = int(os.environ.get("LEDGER_MAX_ENTRIES_PER_BLOCK", "10000"))
 
+# ---- HTTPS (hardening, issue 13) ----
+# Outside development every page is HTTPS only: plain HTTP is redirected, and browsers
+# are told (HSTS) never to try HTTP again. TLS ends at the proxy in front of us, which
+# must set SECURE_PROXY_SSL_HEADER's header itself (and drop a client's) for Django to
+# know a request came over HTTPS. DEBUG (make run, the tests) keeps plain HTTP.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO=https")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header.split("=", 1)) if _proxy_header else None
+# ---- end of HTTPS ----
+
 # The merchant portal (/portal/): sessions in a cookie the page's scripts cannot
-# read, sent only over HTTPS outside development, and a login locked for
-# PORTAL_LOGIN_LOCKOUT_SECONDS after PORTAL_LOGIN_MAX_FAILURES failures of one
-# username from one address (counted in the cache: Redis when REDIS_URL is set).
+# read, sent only over HTTPS outside development. Its login lockout is the one of
+# every login: see the "Login lockout" block below.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -237,8 +260,6 @@ SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))  #
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SAMESITE = "Lax"
 LOGIN_URL = "portal:login"
-PORTAL_LOGIN_MAX_FAILURES = int(os.environ.get("PORTAL_LOGIN_MAX_FAILURES", "5"))
-PORTAL_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("PORTAL_LOGIN_LOCKOUT_SECONDS", "900"))
 # The portal signs merchant-presented payment requests with a key derived from
 # this secret and the merchant id (a "device" of the merchant the bank runs).
 PORTAL_SIGNING_SECRET = os.environ.get("PORTAL_SIGNING_SECRET", "") or f"portal:{SECRET_KEY}"
@@ -269,6 +290,54 @@ COUNTER_CASH_TELLER_DAILY_LIMIT = int(os.environ.get("COUNTER_CASH_TELLER_DAILY_
 # time starts with this allowance; later raises go through approval. Operators
 # set it to 0 to require an approved allowance before any mint.
 MINTER_INITIAL_ALLOWANCE = int(os.environ.get("MINTER_INITIAL_ALLOWANCE", "100000000000"))
+
+# ---- Content-Security-Policy (django-csp): every page, the portal, the admin and the API docs ----
+# Scripts and styles only from our own static files: no inline <script>, no on*= handler,
+# no <style> or style= in our templates (the Swagger page runs drf-spectacular's split
+# view, its init script a separate request). data: images are Swagger UI's CSS icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# ---- end of Content-Security-Policy ----
+
+# ---- Login lockout (django-axes): the portal, the admin and POST /api/v1/auth/token/ ----
+# After LOGIN_MAX_FAILURES (AXES_FAILURE_LIMIT) failed logins of one username from one address, that pair is
+# refused (the right password too) for LOGIN_LOCKOUT_SECONDS (AXES_COOLOFF_TIME); a successful login clears
+# the pair's count. Usernames are counted as Django authenticates them (NFKC), so a
+# full-width spelling is the same name. Counted in the database (axes' AccessAttempt,
+# shared by every app server); a teller lifts a lockout by deleting its row in the admin.
+# Keyed by username and address together, so a stranger guessing at a merchant's login
+# from elsewhere cannot lock the merchant out of its own till. The address is REMOTE_ADDR:
+# behind a proxy, set AXES_IPWARE_* (with django-ipware) or a proxy that sets it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked pair before any password check
+    "bank.lockout.PasswordBackend",  # Django's ModelBackend; a right password clears the pair's count
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "bank.lockout.normalised_username"
+AXES_LOCKOUT_CALLABLE = "bank.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = False  # done by bank.lockout.PasswordBackend, for the token login too
+# A lockout lasts its cool-off from the failure that started it; more tries do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Only failures are kept (to count them), not a row per successful login.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False  # bank.admin registers the attempts page for tellers (no form data shown)
+# ---- end of login lockout ----
 
 LOGGING = {
     "version": 1,

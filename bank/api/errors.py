@@ -49,6 +49,10 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 
 
 def api_exception_handler(exc, context):
+    if getattr(context.get("request"), "axes_locked_out", False):
+        # django-axes refused a locked login before its password was checked (bank.lockout);
+        # the login serializer only saw authenticate() return None.
+        exc = errors.LoginLocked()
     if isinstance(exc, BankError):
         response = Response(error_body(exc.code, str(exc), _jsonable(exc.details)), status=exc.http_status)
         # Refusals a retry cannot change are stored for Idempotency-Key replay; request-shape ones are not.

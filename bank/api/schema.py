@@ -6,6 +6,7 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ALWAYS = {
     "401": "Not authenticated: not_authenticated, authentication_failed, or token_expired (log in again).",
     "403": "Not allowed.",
+    "414": "The query string is longer than the server takes (query_too_long; details.max_length).",
     "429": "Too many requests; see details.wait_seconds.",
 }
 WRITES = {

@@ -32,6 +32,7 @@ from bank.services.identity import (
     revoke_device_key,
     stored_response_or_consume_nonce,
 )
+from bank.services.lockouts import lift_login_lockout
 from bank.services.posting import (
     EntryRequest,
     deferred_balances,
@@ -78,6 +79,7 @@ __all__ = [
     "stored_response_or_consume_nonce",
     "expire_holds",
     "generate_validator",
+    "lift_login_lockout",
     "deferred_balances",
     "lock_account_rows",
     "lock_accounts",

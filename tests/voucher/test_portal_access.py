@@ -47,7 +47,7 @@ def test_a_login_that_acts_for_no_merchant_is_refused(client, db):
 
 
 def test_five_failed_logins_lock_the_username_from_that_address_even_with_the_right_password(client, shop, settings):
-    settings.PORTAL_LOGIN_MAX_FAILURES = 5
+    settings.AXES_FAILURE_LIMIT = 5
     for _ in range(5):
         client.post(reverse("portal:login"), {"username": "mine-owner", "password": "guess"})
     locked = client.post(
@@ -64,7 +64,7 @@ def test_five_failed_logins_lock_the_username_from_that_address_even_with_the_ri
 
 
 def test_a_successful_login_clears_earlier_failures(client, shop, settings):
-    settings.PORTAL_LOGIN_MAX_FAILURES = 3
+    settings.AXES_FAILURE_LIMIT = 3
     for _ in range(2):
         client.post(reverse("portal:login"), {"username": "mine-owner", "password": "guess"})
     assert client.post(reverse("portal:login"), {"username": "mine-owner", "password": PASSWORD}).status_code == 302

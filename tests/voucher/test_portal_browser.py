@@ -4,6 +4,8 @@ Playwright against pytest-django's live server.
 A merchant's owner logs in, sees today's sales, makes a partial refund and sees
 the figures change, downloads a settlement CSV and checks its numbers, and
 makes a payment QR. The dashboard's screenshot is kept in test-artifacts/.
+Every page runs under the Content-Security-Policy: a test fails if the browser
+reports a violation (an inline script, handler or style the policy refused).
 """
 
 import csv
@@ -21,6 +23,7 @@ from voucher.clock import seoul_today
 from voucher.models import Payment, PaymentRequest, SettlementLine
 
 CHROMIUM = Path("/usr/bin/chromium")
+CSP_VIOLATIONS: list[str] = []
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (requirements-dev.txt)")
@@ -46,9 +49,21 @@ def site(live_server, transactional_db, settings):
     return live_server.url
 
 
+@pytest.fixture(autouse=True)
+def no_csp_violation():
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == [], "the browser refused something under the Content-Security-Policy"
+
+
 def _page(browser, *, locale="en-US", width=1200, height=900):
     context = browser.new_context(locale=locale, viewport={"width": width, "height": height}, accept_downloads=True)
-    return context.new_page()
+    page = context.new_page()
+    # Chromium reports each refusal on the console ("Refused to ... Content Security Policy ...").
+    page.on(
+        "console", lambda message: "Content Security Policy" in message.text and CSP_VIOLATIONS.append(message.text)
+    )
+    return page
 
 
 def _log_in(page, site, username):
@@ -115,6 +130,12 @@ def test_the_owner_downloads_a_settlement_csv_with_the_lines_numbers(browser, si
     assert record["결제 금액 / Gross"] == "30000" and record["환불 / Refunds"] == "1000"
     assert int(record["수수료 / Fee"]) + int(record["입금액 / Net paid"]) == 29_000
     assert record["입금액 / Net paid"] == str(line.net)
+    # The printable statement: its styles and its Print button come from static files.
+    page.goto(f"{site}/portal/settlements/{line.pk}/statement/")
+    assert page.evaluate("getComputedStyle(document.querySelector('table')).borderCollapse") == "collapse"
+    page.evaluate("window.print = () => { document.body.dataset.printed = 'yes'; }")
+    page.click("#print-statement")
+    assert page.evaluate("document.body.dataset.printed") == "yes"
 
 
 def test_the_clerk_makes_a_payment_qr_and_sees_its_image(browser, site):
@@ -132,3 +153,20 @@ def test_the_clerk_makes_a_payment_qr_and_sees_its_image(browser, site):
     assert page.evaluate("document.getElementById('qr-image').naturalWidth") > 100
     request = PaymentRequest.objects.get(merchant=shop.merchant)
     assert (request.amount, request.reference, request.created_by_id) == (15_000, "table-9", shop.clerk.pk)
+
+
+def test_the_admin_and_the_api_docs_work_under_the_policy(browser, site):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("csp-admin", password=PASSWORD)
+    page = _page(browser)
+    page.goto(f"{site}/admin/login/")
+    page.fill("input[name=username]", "csp-admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{site}/admin/")
+    page.goto(f"{site}/admin/voucher/reconciliation/")
+    assert page.locator("#recon-state").is_visible()
+    page.goto(f"{site}/api/docs/")
+    page.locator(".swagger-ui .info .title").wait_for()
+    assert "Busan digital-voucher bank API" in page.inner_text(".swagger-ui .info .title")

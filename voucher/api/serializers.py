@@ -6,9 +6,12 @@ import re
 from datetime import date
 
 from django.core.validators import MaxValueValidator, MinValueValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bank.models import MAX_AMOUNT  # far above any limit; keeps sums inside a 64-bit integer
+from voucher import payment_codes
 from voucher.models import District, KycTier, MerchantCategory, MerchantMember, VoucherProgram
 from voucher.selectors import HISTORY_KINDS
 
@@ -58,16 +61,78 @@ class TextField(serializers.CharField):
         return value
 
 
+def _printable_bmp_pattern() -> str:
+    """TextField's rule as a pattern a client's regex engine reads (JavaScript's and
+    Python's alike): the printable characters of the Basic Multilingual Plane, listed
+    as ranges. The server also takes printable characters beyond it (emoji); a client
+    kept to this pattern never sends what is always refused."""
+    ranges, start = [], None
+    for point in range(0x10000):
+        printable = chr(point).isprintable() and not 0xD800 <= point <= 0xDFFF
+        if printable and start is None:
+            start = point
+        elif not printable and start is not None:
+            ranges.append((start, point - 1))
+            start = None
+    if start is not None:
+        ranges.append((start, 0xFFFF))
+    return "^[" + "".join(f"\\u{a:04x}" + (f"-\\u{b:04x}" if b > a else "") for a, b in ranges) + "]*$"
+
+
+class TextFieldSchema(OpenApiSerializerFieldExtension):
+    """TextField in the schema: a string with its lengths, and the printable rule as a pattern."""
+
+    target_class = TextField
+    match_subclasses = True
+    pattern = _printable_bmp_pattern()
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {**schema, "pattern": self.pattern}
+
+
 def reference_field(**kwargs) -> TextField:
     return TextField(
         max_length=100, allow_blank=True, trim_whitespace=False, help_text="The merchant's order reference.", **kwargs
     )
 
 
-def _day(**kwargs) -> serializers.DateField:
+# An ISO day in FIRST_DAY's year to LAST_DAY's (change them together): OpenAPI 3.0
+# cannot bound a date, a pattern can.
+DAY_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+@extend_schema_field({"type": "string", "format": "date", "pattern": DAY_PATTERN})
+class DayField(serializers.DateField):
+    """A day (YYYY-MM-DD) between FIRST_DAY and LAST_DAY, as the schema says."""
+
+
+def _day(**kwargs) -> DayField:
     # Bounded, so that a far-off day never overflows the day arithmetic behind it.
     bounds = [MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)]
-    return serializers.DateField(required=False, validators=bounds, **kwargs)
+    return DayField(required=False, validators=bounds, **kwargs)
+
+
+def _payload_schema(prefix: str) -> dict:
+    """What a QR payload looks like (voucher.payment_codes): its prefix, then base64url.
+    Anything else is refused; a payload of this shape may still be unknown or altered."""
+    return {
+        "type": "string",
+        "pattern": f"^{re.escape(prefix)}[A-Za-z0-9_-]+$",
+        "maxLength": payment_codes.MAX_PAYLOAD_LENGTH,
+    }
+
+
+@extend_schema_field(_payload_schema(payment_codes.REQUEST_PREFIX))
+class PaymentRequestPayloadField(TextField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=payment_codes.MAX_PAYLOAD_LENGTH, **kwargs)
+
+
+@extend_schema_field(_payload_schema(payment_codes.CODE_PREFIX))
+class PaymentCodeField(TextField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=payment_codes.MAX_PAYLOAD_LENGTH, **kwargs)
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -204,8 +269,8 @@ class PayInputSerializer(serializers.Serializer):
     merchant = id_field(required=False, help_text="Pay this merchant `amount`; or give payment_request.")
     amount = amount_field(required=False)
     reference = reference_field(required=False, default="")
-    payment_request = TextField(
-        max_length=1000, required=False, help_text="A merchant-presented QR payload: its amount to its merchant."
+    payment_request = PaymentRequestPayloadField(
+        required=False, help_text="A merchant-presented QR payload: its amount to its merchant."
     )
 
     def validate(self, data):
@@ -298,16 +363,24 @@ class RefundInputSerializer(serializers.Serializer):
 
 
 class ChargeInputSerializer(serializers.Serializer):
-    code = TextField(max_length=1000, help_text="The citizen-presented one-time payment code (QR payload).")
+    code = PaymentCodeField(help_text="The citizen-presented one-time payment code (QR payload).")
     amount = amount_field()
     reference = reference_field(required=False, default="")
+
+
+@extend_schema_field({"type": "string", "pattern": "^[ -~]{8,64}$", "minLength": 8, "maxLength": 64})
+class PaymentRequestNonceField(TextField):
+    """The nonce of a payment request: printable ASCII, as create_payment_request checks."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=8, max_length=64, **kwargs)
 
 
 class PaymentRequestInputSerializer(serializers.Serializer):
     amount = amount_field()
     reference = reference_field(required=False, default="")
     expires_at = StrictIntegerField(min_value=0, max_value=MAX_ID, help_text="Unix seconds; at most a day ahead.")
-    nonce = TextField(min_length=8, max_length=64, help_text="Unique per merchant; 8-64 printable ASCII characters.")
+    nonce = PaymentRequestNonceField(help_text="Unique per merchant; 8-64 printable ASCII characters.")
     device_key = id_field(help_text="Id of the merchant device key that signed.")
     signature = serializers.RegexField(
         r"^[0-9a-fA-F]{130}$",
@@ -317,7 +390,7 @@ class PaymentRequestInputSerializer(serializers.Serializer):
 
 
 class PaymentRequestPreviewQuerySerializer(serializers.Serializer):
-    payload = TextField(max_length=1000)
+    payload = PaymentRequestPayloadField()
 
 
 class PaymentRequestPreviewSerializer(serializers.Serializer):

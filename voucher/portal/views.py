@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from bank.errors import BankError
 from voucher import services
 from voucher.clock import seoul_today
-from voucher.portal import charts, selectors, throttle
+from voucher.portal import charts, selectors
 from voucher.portal.access import is_owner, member_of, member_required
 from voucher.portal.forms import (
     PaymentFilterForm,
@@ -41,26 +41,22 @@ def error_text(error: BankError) -> str:
 
 
 def login_view(request):
+    """django-axes counts the failures (settings: "Login lockout"); a locked pair is
+    refused before its password is checked, and gets this page with HTTP 429."""
     if member_of(request.user) is not None:
         return redirect("portal:dashboard")
     form = AuthenticationForm(request, data=request.POST or None)
-    locked = False
     if request.method == "POST":
-        username = request.POST.get("username", "")[:150]
-        address = request.META.get("REMOTE_ADDR", "")
-        if throttle.is_locked(username, address):
-            locked = True
-        elif form.is_valid() and member_of(form.get_user()) is not None:
-            throttle.clear(username, address)
+        if form.is_valid() and member_of(form.get_user()) is not None:
             login(request, form.get_user())  # a new session key: no session fixation
             return redirect(_safe_next(request) or "portal:dashboard")
-        else:
-            locked = throttle.record_failure(username, address)
-            if form.is_valid():  # right password, but no merchant behind the login
-                form.add_error(None, _("This login does not act for a merchant."))
-        if locked:
-            form = AuthenticationForm(request)
-    return render(request, "portal/login.html", {"form": form, "locked": locked}, status=429 if locked else 200)
+        if getattr(request, "axes_locked_out", False):
+            return render(
+                request, "portal/login.html", {"form": AuthenticationForm(request), "locked": True}, status=429
+            )
+        if form.is_valid():  # right password, but no merchant behind the login
+            form.add_error(None, _("This login does not act for a merchant."))
+    return render(request, "portal/login.html", {"form": form, "locked": False})
 
 
 def _safe_next(request) -> str:
