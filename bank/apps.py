@@ -4,6 +4,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class BankConfig(AppConfig):
+    # This module holds two configs (and imports axes' one), so Django needs telling which
+    # is the app's own: without it "bank" gets a bare AppConfig and ready() never runs.
+    default = True
     default_auto_field = "django.db.models.BigAutoField"
     name = "bank"
     verbose_name = "Ledger"

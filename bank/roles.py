@@ -46,6 +46,7 @@ _VIEW_OVERSIGHT = [
     "voucher.view_settlementbatch",
     "voucher.view_settlementline",
     "bank.view_verificationrun",
+    "axes.view_accessattempt",  # who was locked out, from where: usernames and addresses, no passwords
     "auth.view_group",  # who holds which role: the groups and their permissions, no logins
 ]
 
