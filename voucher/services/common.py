@@ -20,6 +20,7 @@ the others first; otherwise that share lock would be taken out of order.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
 from bank import errors as bank_errors
@@ -51,6 +52,12 @@ def ledger_key(*parts) -> str:
     """The ledger's idempotency keys are global; ours are unique per wallet or
     program, so the owner's id goes into the ledger key."""
     return "voucher:" + ":".join(str(part) for part in parts)
+
+
+def check_acting_user(user) -> None:
+    """An `acting_user` is a saved Django user (not AnonymousUser), or None for a system caller."""
+    if user is not None and (not isinstance(user, AbstractBaseUser) or user.pk is None):
+        raise errors.InvalidRequest("acting_user must be a user or None.", field="acting_user")
 
 
 def require_staff(actor) -> None:

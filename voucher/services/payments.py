@@ -1,26 +1,27 @@
 """Payments: a citizen paying a merchant from the lots eligible there, and a
 merchant paying a supplier with the tokens it holds. One ledger entry each.
 
-`pay` checks and locks; `_cashback` and `_record_lots` only compute and write
-and must run under those locks. On PostgreSQL a payment without cashback takes
-the plain-SQL path of payments_postgresql, with the same checks in the same order.
+`pay` reads one snapshot under the wallet's lock (payment_store, the only part
+that differs per database), `_check` applies the rules to it in their one order,
+and `_post_payment` writes, cashback included, under those locks.
 """
 
 from contextlib import nullcontext
 
 from django.db import connection, transaction
-from django.db.models import Sum
 
 from bank import errors as bank_errors
-from bank.models import Account
+from bank.models import Account, JournalEntry
 from bank.services import check_not_paused, lock_accounts, post_entry
 from voucher import errors
-from voucher.clock import day_bounds, seoul_today
-from voucher.limits import Limits, limits_on
-from voucher.models import Lot, Merchant, MerchantPayment, Payment, PaymentLot, ProgramRule, VoucherProgram, Wallet
+from voucher.clock import seoul_today
+from voucher.limits import Limits
+from voucher.models import Lot, Merchant, MerchantPayment, Payment, ProgramRule, VoucherProgram, Wallet
 from voucher.selectors import wallet_balance
 from voucher.services.benefits import Bonus, bonus_for, record_benefit, rule_on
 from voucher.services.common import (
+    Lines,
+    check_acting_user,
     check_amount,
     check_key,
     check_merchant_active,
@@ -28,20 +29,30 @@ from voucher.services.common import (
     ledger_key,
     lock_merchant,
     lock_programs,
-    lock_wallets,
     token_accounts,
 )
-from voucher.services.lots import eligible_at, find_lot, live_lots, lot_for
-from voucher.services.payment_entry import post_payment_entry, take_from_lots
-from voucher.services.payments_postgresql import NEEDS_ORM_PATH, check_limits, pay_fast
+from voucher.services.lots import allocate, eligible_at, find_lot, lot_for, spend_order
+from voucher.services.payment_store import PaymentSnapshot, insert_payment, read_payment
 
 
-def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str, reference: str = "") -> Payment:
+def pay(
+    *,
+    wallet: Wallet,
+    merchant: Merchant,
+    amount: int,
+    idempotency_key: str,
+    reference: str = "",
+    acting_user=None,
+) -> Payment:
     """Pay `amount` at `merchant` from the wallet's lots eligible there,
     soonest-expiring first, across as many lots as it takes, in one entry.
 
     An active cashback program that covers the merchant adds its cashback
     (by the merchant's revenue tier) on the paid-in part, in the same entry.
+
+    `acting_user` is the person who paid (the wallet's holder through the API,
+    or staff): the payment's audit row names them. None for a system caller,
+    which writes no audit row (the entry is its record), as settle_day does.
 
     Only `merchant.pk` is used (the row is read again inside), so a caller
     holding just an id may pass Merchant(pk=id); a merchant that does not exist
@@ -51,101 +62,160 @@ def pay(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str
     check_key(idempotency_key)
     if not isinstance(reference, str) or len(reference) > 100:
         raise errors.InvalidRequest("reference must be text of at most 100 characters.", field="reference")
-    if connection.vendor == "postgresql":
-        # Inside the caller's transaction (the API's) the fast path needs no
-        # savepoint, which would cost two round trips: it writes nothing before
-        # its last check, so a refusal leaves that transaction as it found it.
-        with nullcontext() if connection.in_atomic_block else transaction.atomic():
-            payment = pay_fast(
-                wallet=wallet, merchant=merchant, amount=amount, idempotency_key=idempotency_key, reference=reference
-            )
-        if payment is not NEEDS_ORM_PATH:
-            return payment
-    with transaction.atomic():
-        return _pay_orm(
-            wallet=wallet, merchant=merchant, amount=amount, idempotency_key=idempotency_key, reference=reference
+    check_acting_user(acting_user)
+    # Inside the caller's transaction (the API's) no savepoint, which would cost
+    # two round trips: nothing is written before the last check (the cashback
+    # step, which may write earlier, takes its own), so a refusal leaves that
+    # transaction as it found it.
+    with nullcontext() if connection.in_atomic_block else transaction.atomic():
+        day = seoul_today()
+        snapshot = read_payment(wallet_id=wallet.pk, merchant_id=merchant.pk, idempotency_key=idempotency_key, day=day)
+        earlier = _check(snapshot, amount=amount, reference=reference, idempotency_key=idempotency_key)
+        if earlier is not None:
+            return earlier
+        return _post_payment(
+            snapshot,
+            day=day,
+            amount=amount,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            acting_user=acting_user,
         )
 
 
-def _pay_orm(*, wallet: Wallet, merchant: Merchant, amount: int, idempotency_key: str, reference: str) -> Payment:
-    """pay() through the ORM, inside its transaction: every database, and a
-    payment that may earn cashback on PostgreSQL (payments_postgresql says why)."""
-    wallet = lock_wallets(wallet)[wallet.pk]
-    # Not locked: a hot merchant must not serialize its payments. A freeze
-    # also freezes its ledger account, which the posting service checks under lock.
-    merchant = Merchant.objects.get(pk=merchant.pk)
-    earlier = Payment.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
-    if earlier is not None:
-        if (earlier.merchant_id, earlier.amount, earlier.reference) != (merchant.pk, amount, reference):
+def _check(snapshot: PaymentSnapshot, *, amount: int, reference: str, idempotency_key: str) -> Payment | None:
+    """Every rule of a payment but the eligible balance (which needs the accounts'
+    locks: take_from_lots), in this order; returns the earlier payment of a replay."""
+    if snapshot.wallet is None:
+        raise errors.InvalidRequest("No such wallet.", field="wallet")
+    if snapshot.merchant is None:
+        raise Merchant.DoesNotExist("Merchant matching query does not exist.")
+    if snapshot.earlier_id is not None:
+        earlier = Payment.objects.get(pk=snapshot.earlier_id)
+        if (earlier.merchant_id, earlier.amount, earlier.reference) != (snapshot.merchant.pk, amount, reference):
             raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, payment=earlier.pk)
         return earlier
-    check_not_paused()  # after the replay: a retry of a finished payment still gets its answer
-    check_wallet_active(wallet)
-    check_merchant_active(merchant)
-    day = seoul_today()
-    limits = limits_on(day)
-    _check_limits(wallet, amount, limits, day)
+    if snapshot.paused:  # after the replay: a retry of a finished payment still gets its answer
+        raise bank_errors.PaymentsPaused()
+    check_wallet_active(snapshot.wallet)
+    check_merchant_active(snapshot.merchant)
+    check_limits(amount, snapshot.spent_today, snapshot.limits)
+    return None
 
-    lots = live_lots(wallet, day, eligible_at(merchant))
-    offers = _cashback_offers(merchant, day)
-    programs = [program for program, _ in offers]
-    tokens = token_accounts() if offers else None
-    cashback_lots = {p.pk: find_lot(wallet=wallet, program=p, expires_on=p.lot_expiry(day)) for p in programs}
-    ids = [lot.account_id for lot in lots] + [merchant.token_account_id]
-    if programs:
-        ids += [tokens.reserve.pk, tokens.issuance.pk] + [p.funder_account_id for p in programs]
-        ids += [lot.account_id for lot in cashback_lots.values() if lot]
-    accounts = lock_accounts(ids)
-    balances = {lot.account_id: accounts[lot.account_id].available for lot in lots}
-    taken, lines = take_from_lots(lots, balances, amount, merchant)
-    paid_in = sum(take for lot, take in taken if lot.is_paid_in)
-    cashback = None
-    if offers:
-        room = limits.max_balance(wallet.kyc_tier) - (wallet_balance(wallet) - amount)
-        cashback = _cashback(offers, wallet, merchant, paid_in, room, accounts, day)
-    cashback_lot = None
-    if cashback:
-        cashback_lot = cashback_lots[cashback.program.pk] or lot_for(
-            wallet=wallet, program=cashback.program, expires_on=cashback.program.lot_expiry(day)
+
+def check_limits(amount: int, spent: int, limits: Limits) -> None:
+    """The per-payment and daily limits, given what the wallet spent today."""
+    if amount > limits.per_payment_limit:
+        raise errors.OverPaymentLimit(limit=limits.per_payment_limit, requested=amount)
+    if spent + amount > limits.daily_payment_limit:
+        raise errors.OverDailyLimit(limit=limits.daily_payment_limit, spent_today=spent, requested=amount)
+
+
+def _post_payment(
+    snapshot: PaymentSnapshot, *, day, amount: int, reference: str, idempotency_key: str, acting_user
+) -> Payment:
+    """Take the amount from the eligible lots, add the cashback an offer earns,
+    post the entry and write the Payment. Must run under the wallet's lock that
+    read_payment took, after _check passed."""
+    wallet, merchant = snapshot.wallet, snapshot.merchant
+    lots = sorted(filter(eligible_at(merchant), snapshot.lots), key=spend_order)
+    offers = _cashback_offers(merchant, day) if snapshot.cashback_active else []
+    # Only the cashback step may write before the balance check (the token's
+    # accounts, opened on first use), so only it needs a savepoint.
+    with transaction.atomic() if offers else nullcontext():
+        balances, accounts = snapshot.balances, None
+        tokens, cashback_lots = None, {}
+        if balances is None:
+            # Programs (locked by _cashback_offers) before accounts; all accounts in one call.
+            ids = [lot.account_id for lot in lots] + [merchant.token_account_id]
+            if offers:
+                tokens = token_accounts()
+                programs = [program for program, _ in offers]
+                cashback_lots = {
+                    p.pk: find_lot(wallet=wallet, program=p, expires_on=p.lot_expiry(day)) for p in programs
+                }
+                ids += [tokens.reserve.pk, tokens.issuance.pk] + [p.funder_account_id for p in programs]
+                ids += [lot.account_id for lot in cashback_lots.values() if lot]
+            accounts = lock_accounts(ids)
+            balances = {lot.account_id: accounts[lot.account_id].available for lot in lots}
+        taken, lines = take_from_lots(lots, balances, amount, merchant)
+        cashback = cashback_lot = None
+        if offers:
+            paid_in = sum(take for lot, take in taken if lot.is_paid_in)
+            room = snapshot.limits.max_balance(wallet.kyc_tier) - (wallet_balance(wallet) - amount)
+            cashback = _cashback(offers, wallet, merchant, paid_in, room, accounts, day)
+        if cashback:
+            cashback_lot = cashback_lots[cashback.program.pk] or lot_for(
+                wallet=wallet, program=cashback.program, expires_on=cashback.program.lot_expiry(day)
+            )
+            lines.mint(
+                tokens=tokens,
+                krw_from=cashback.program.funder_account_id,
+                to=cashback_lot.account_id,
+                amount=cashback.amount,
+            )
+        entry = post_payment_entry(
+            lines, wallet=wallet, merchant=merchant, reference=reference, idempotency_key=idempotency_key
         )
-        lines.mint(
-            tokens=tokens,
-            krw_from=cashback.program.funder_account_id,
-            to=cashback_lot.account_id,
-            amount=cashback.amount,
-        )
-    entry = post_payment_entry(
-        lines, wallet=wallet, merchant=merchant, reference=reference, idempotency_key=idempotency_key
-    )
-    payment = Payment.objects.create(
-        wallet=wallet,
-        merchant=merchant,
-        amount=amount,
-        reference=reference,
-        idempotency_key=idempotency_key,
-        entry=entry,
-        cashback_amount=cashback.amount if cashback else 0,
-        cashback_lot=cashback_lot,
-    )
-    _record_lots(payment, taken)
-    if cashback:
-        record_benefit(
-            program=cashback.program,
+        payment = insert_payment(
             wallet=wallet,
-            lot=cashback_lot,
-            amount=cashback.amount,
-            base=cashback.base,
-            day=day,
+            merchant=merchant,
+            amount=amount,
+            reference=reference,
+            idempotency_key=idempotency_key,
             entry=entry,
-            payment=payment,
+            taken=taken,
+            cashback_amount=cashback.amount if cashback else 0,
+            cashback_lot=cashback_lot,
+            acting_user=acting_user,
+            audit_after={"wallet": wallet.pk, "merchant": merchant.pk, "amount": amount, "entry": entry.pk},
         )
-    return payment
+        if cashback:
+            record_benefit(
+                program=cashback.program,
+                wallet=wallet,
+                lot=cashback_lot,
+                amount=cashback.amount,
+                base=cashback.base,
+                day=day,
+                entry=entry,
+                payment=payment,
+            )
+        return payment
 
 
-def _check_limits(wallet: Wallet, amount: int, limits: Limits, day) -> None:
-    start, end = day_bounds(day)
-    today = wallet.payments.filter(created_at__gte=start, created_at__lt=end).aggregate(total=Sum("amount"))
-    check_limits(amount, today["total"] or 0, limits)
+def take_from_lots(
+    lots: list[Lot], balances: dict[int, int], amount: int, merchant: Merchant
+) -> tuple[list[tuple[Lot, int]], Lines]:
+    """`amount` out of the lots in the order given (their locked accounts'
+    available balances), into the merchant's token account: what each lot gives,
+    and the entry's lines so far. Refused when the lots hold too little."""
+    available = sum(balances[lot.account_id] for lot in lots)
+    if available < amount:
+        raise errors.InsufficientEligibleBalance(available=available, requested=amount)
+    taken = allocate(lots, balances, amount)
+    lines = Lines()
+    for lot, take in taken:
+        lines.add(lot.account_id, -take)
+    lines.add(merchant.token_account_id, amount)
+    return taken, lines
+
+
+def post_payment_entry(
+    lines: Lines, *, wallet: Wallet, merchant: Merchant, reference: str, idempotency_key: str
+) -> JournalEntry:
+    """Post the payment's entry; a frozen merchant account is the merchant's refusal."""
+    try:
+        return post_entry(
+            lines=lines.as_list(),
+            kind="voucher_payment",
+            reference=reference,
+            idempotency_key=ledger_key("pay", wallet.pk, idempotency_key),
+        )
+    except bank_errors.AccountFrozen as error:
+        if error.details.get("account") == merchant.token_account_id:
+            raise errors.MerchantFrozen(merchant=merchant.pk) from None
+        raise
 
 
 def _cashback_offers(merchant: Merchant, day) -> list[tuple[VoucherProgram, ProgramRule]]:
@@ -178,14 +248,6 @@ def _cashback(
         if value > 0:
             return Bonus(program, value, bonus.base)
     return None
-
-
-def _record_lots(payment: Payment, taken: list[tuple[Lot, int]]) -> None:
-    """Which lots the payment debited and how much, in spend order: the same
-    split the entry's postings were built from, one posting per lot."""
-    PaymentLot.objects.bulk_create(
-        PaymentLot(payment=payment, lot=lot, amount=take, spend_order=index) for index, (lot, take) in enumerate(taken)
-    )
 
 
 def pay_merchant(

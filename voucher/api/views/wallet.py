@@ -162,6 +162,7 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
                     amount=data["amount"],
                     reference=data["reference"],
                     idempotency_key=self.voucher_key(),
+                    acting_user=request.user,
                 )
             except Merchant.DoesNotExist:
                 raise Http404 from None
