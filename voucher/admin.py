@@ -339,9 +339,9 @@ class TopUpAdmin(ReadOnlyAdmin):
 
 @admin.register(Benefit)
 class BenefitAdmin(ReadOnlyAdmin):
-    list_display = ["id", "program", "wallet", "amount", "base_amount", "month", "created_at"]
-    list_filter = ["program", "month"]
-    list_select_related = ["program", "wallet__owner"]
+    list_display = ["id", "program", "wallet", "amount", "base_amount", "basis", "issued_by", "month", "created_at"]
+    list_filter = ["program", "basis", "month"]
+    list_select_related = ["program", "wallet__owner", "issued_by"]
 
 
 for model, columns in (

@@ -489,7 +489,18 @@ class Benefit(models.Model):
 
     `base_amount` is the top-up or spending that earned it (zero for grants);
     monthly caps are sums over these rows under the program's row lock.
+    `basis` says on what ground it was issued, and `issued_by` who decided it
+    when a person did: the staff member who minted it by hand, or the reviewer
+    whose decision (an accepted report, a checked visit) earned the reward.
     """
+
+    class Basis(models.TextChoices):
+        EARNED = "earned", _("earned by a top-up or payment")
+        PROGRAM_ISSUE = "program_issue", _("issued by the program, no person deciding")
+        STAFF_GRANT = "staff_grant", _("minted by staff")
+        REVIEWED_REWARD = "reviewed_reward", _("reward on a reviewer's decision")
+
+    DECIDED_BY_A_PERSON = (Basis.STAFF_GRANT, Basis.REVIEWED_REWARD)
 
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="benefits")
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="benefits")
@@ -500,8 +511,14 @@ class Benefit(models.Model):
     entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="benefits")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     idempotency_key = models.CharField(max_length=64, blank=True, default="", help_text="Set for grants and rewards.")
+    basis = models.CharField(max_length=20, choices=Basis.choices, default=Basis.EARNED)
     issued_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member who minted it, or the reviewer whose decision earned it (see basis).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -513,6 +530,12 @@ class Benefit(models.Model):
                 name="one_issue_per_program_key",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="benefit_amount_positive"),
+            # A person's decision names the person; no one else is named.
+            models.CheckConstraint(
+                condition=Q(basis__in=["staff_grant", "reviewed_reward"], issued_by__isnull=False)
+                | (~Q(basis__in=["staff_grant", "reviewed_reward"]) & Q(issued_by__isnull=True)),
+                name="benefit_issued_by_matches_basis",
+            ),
         ]
         indexes = [models.Index(fields=["program", "wallet", "month"], name="benefit_person_month")]
 

@@ -266,7 +266,7 @@ def test_a_staff_mint_over_the_threshold_waits_for_an_approver(db):
     )
     assert isinstance(large, ApprovalRequest) and wallet_balance(wallet) == 100_000
     with pytest.raises(bank_errors.ApprovalRequired):  # the service itself refuses a bypass
-        services.issue_voucher(program=grant, wallet=wallet, amount=400_000, idempotency_key="x", issued_by=manager)
+        services.issue_voucher(program=grant, wallet=wallet, amount=400_000, idempotency_key="x", acting_user=manager)
     approve_request(actor=checker, request=large)
     assert wallet_balance(wallet) == 500_000
     assert MinterAllowance.objects.get(minter="staff_issuance").minted_total == 500_000

@@ -140,7 +140,7 @@ def refund(request, payment_id: int):
     if "confirm" not in request.POST:
         return render(request, "portal/refund_confirm.html", {"payment": payment, "amount": amount, "key": key})
     try:
-        services.refund_payment(payment=payment, amount=amount, idempotency_key=key)
+        services.refund_payment(payment=payment, amount=amount, idempotency_key=key, acting_user=request.user)
     except BankError as error:
         form.add_error(None, error_text(error))
         return render(request, "portal/refund.html", {"payment": payment, "form": form}, status=409)

@@ -93,6 +93,7 @@ def record_benefit(
     entry: JournalEntry,
     payment: Payment | None = None,
     idempotency_key: str | None = None,
+    basis: str = Benefit.Basis.EARNED,
     issued_by=None,
 ) -> Benefit:
     """Count an issued benefit against the budget and the person's caps. Must
@@ -109,5 +110,6 @@ def record_benefit(
         entry=entry,
         payment=payment,
         idempotency_key=idempotency_key or "",
+        basis=basis,
         issued_by=issued_by if getattr(issued_by, "pk", None) else None,
     )

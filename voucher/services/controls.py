@@ -19,7 +19,7 @@ from bank.services import (
     require_role,
 )
 from voucher import errors
-from voucher.models import Lot, Merchant, VoucherProgram, Wallet
+from voucher.models import Benefit, Lot, Merchant, VoucherProgram, Wallet
 from voucher.services.common import BANK_PARTY_REF, check_amount, check_key, lock_wallets
 from voucher.services.issuance import issue_voucher
 from voucher.services.merchants import set_merchant_status
@@ -73,7 +73,7 @@ def issue_by_staff(
     check_key(idempotency_key)
     if amount <= settings.LARGE_MINT_THRESHOLD:
         return issue_voucher(
-            program=program, wallet=wallet, amount=amount, idempotency_key=idempotency_key, issued_by=actor
+            program=program, wallet=wallet, amount=amount, idempotency_key=idempotency_key, acting_user=actor
         )
     payload = {"wallet": wallet.pk, "amount": amount, "idempotency_key": idempotency_key}
     return request_approval(actor=actor, kind="large_mint", target=program, payload=payload, reason=reason)
@@ -93,7 +93,8 @@ def _large_mint(request: ApprovalRequest, actor) -> dict:
         wallet=Wallet.objects.get(pk=payload["wallet"]),
         amount=payload["amount"],
         idempotency_key=payload["idempotency_key"],
-        issued_by=request.maker,
+        acting_user=request.maker,
+        basis=Benefit.Basis.STAFF_GRANT,
         approval=request,
     )
     return {"benefit": benefit.pk, "entry": benefit.entry_id}

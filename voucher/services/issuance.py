@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import transaction
 
 from bank import errors as bank_errors
-from bank.services import check_executing, lock_accounts, post_entry, use_minter_allowance
+from bank.services import check_executing, lock_accounts, post_entry, record_audit, use_minter_allowance
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
@@ -14,6 +14,7 @@ from voucher.selectors import wallet_balance
 from voucher.services.benefits import person_room, record_benefit, usage
 from voucher.services.common import (
     Lines,
+    check_acting_user,
     check_amount,
     check_key,
     check_wallet_active,
@@ -31,20 +32,39 @@ def issue_voucher(
     wallet: Wallet,
     amount: int | None = None,
     idempotency_key: str,
-    issued_by=None,
+    acting_user=None,
+    basis: str | None = None,
     approval=None,
 ) -> Benefit:
     """Issue a grant or reward of `amount` (default: the program's face value) to `wallet`.
 
+    `basis` (Benefit.Basis) is the ground it is issued on, and `acting_user` the
+    person who decided it, named on the Benefit and in the audit log:
+    - staff_grant (the default with an acting user): staff minted it by hand.
+      Above LARGE_MINT_THRESHOLD it runs only as an approved large_mint request
+      (`approval`), and it uses the staff_issuance minter's allowance;
+    - reviewed_reward: a reward program's reward on a reviewer's decision (an
+      accepted report); the reviewer is the acting user, the program's own
+      caps bound it and it uses the program_issuance allowance;
+    - program_issue (the default without one): the program's own process, no person.
+
     The idempotency key is the program's: a safety report accepted twice, or a
-    staff click sent twice, issues once. A staff issue above
-    LARGE_MINT_THRESHOLD runs only as an approved large_mint request (`approval`).
-    The mint uses the allowance of its minter: staff_issuance or program_issuance.
+    staff click sent twice, issues once.
     """
     if amount is None:
         amount = program.face_value
     check_amount(amount)
     check_key(idempotency_key)
+    check_acting_user(acting_user)
+    if basis is None:
+        basis = Benefit.Basis.STAFF_GRANT if acting_user is not None else Benefit.Basis.PROGRAM_ISSUE
+    if basis not in (Benefit.Basis.PROGRAM_ISSUE, *Benefit.DECIDED_BY_A_PERSON):
+        raise errors.InvalidRequest("basis must be staff_grant, reviewed_reward or program_issue.", field="basis")
+    if basis in Benefit.DECIDED_BY_A_PERSON and acting_user is None:
+        raise errors.InvalidRequest(f"A {basis} names the person who decided it (acting_user).", field="acting_user")
+    if basis == Benefit.Basis.PROGRAM_ISSUE and acting_user is not None:
+        raise errors.InvalidRequest("A program_issue is decided by no person: pass no acting_user.", field="basis")
+    staff_grant = basis == Benefit.Basis.STAFF_GRANT
     with transaction.atomic():
         wallet = lock_wallets(wallet)[wallet.pk]
         [program] = lock_programs([program.pk])
@@ -53,14 +73,16 @@ def issue_voucher(
             if (earlier.wallet_id, earlier.amount) != (wallet.pk, amount):
                 raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, benefit=earlier.pk)
             return earlier
-        if program.kind not in VoucherProgram.ISSUED_KINDS:
+        if program.kind not in VoucherProgram.ISSUED_KINDS or (
+            basis == Benefit.Basis.REVIEWED_REWARD and program.kind != VoucherProgram.Kind.REWARD
+        ):
             raise errors.ProgramKindMismatch(program=program.code, kind=program.kind)
         day = seoul_today()
         expires_on = program.lot_expiry(day)
         if program.status != VoucherProgram.Status.ACTIVE or expires_on < day:
             raise errors.ProgramNotActive(program=program.code, status=program.status)
         check_wallet_active(wallet)
-        if issued_by is not None and amount > settings.LARGE_MINT_THRESHOLD:
+        if staff_grant and amount > settings.LARGE_MINT_THRESHOLD:
             check_executing(approval, kinds=("large_mint",), target=program)
         room = person_room(program, usage(program, wallet, day))
         if room is not None and amount > room:
@@ -81,13 +103,13 @@ def issue_voucher(
         lot = existing or lot_for(wallet=wallet, program=program, expires_on=expires_on)
         lines = Lines()
         lines.mint(tokens=tokens, krw_from=program.funder_account_id, to=lot.account_id, amount=amount)
-        use_minter_allowance(minter="staff_issuance" if issued_by else "program_issuance", amount=amount)
+        use_minter_allowance(minter="staff_issuance" if staff_grant else "program_issuance", amount=amount)
         entry = post_entry(
             lines=lines.as_list(),
             kind=f"voucher_{program.kind}",
             idempotency_key=ledger_key("issue", program.pk, idempotency_key),
         )
-        return record_benefit(
+        benefit = record_benefit(
             program=program,
             wallet=wallet,
             lot=lot,
@@ -96,5 +118,12 @@ def issue_voucher(
             day=day,
             entry=entry,
             idempotency_key=idempotency_key,
-            issued_by=issued_by,
+            basis=basis,
+            issued_by=acting_user,
         )
+        if acting_user is not None:
+            after = {"program": program.pk, "wallet": wallet.pk, "amount": amount, "basis": basis, "entry": entry.pk}
+            if approval is not None:
+                after["approval"] = approval.pk
+            record_audit(actor=acting_user, action="voucher.issue", target=benefit, after=after)
+        return benefit

@@ -9,12 +9,13 @@ funder. Cashback the payment earned is clawed back in proportion.
 from django.db import transaction
 
 from bank import errors as bank_errors
-from bank.services import lock_accounts, post_entry
+from bank.services import lock_accounts, post_entry, record_audit
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.models import Lot, Merchant, Payment, Refund
 from voucher.services.common import (
     Lines,
+    check_acting_user,
     check_amount,
     check_key,
     check_merchant_active,
@@ -25,10 +26,14 @@ from voucher.services.common import (
 )
 
 
-def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Refund:
-    """Refund `amount` of `payment` from the merchant's token account."""
+def refund_payment(*, payment: Payment, amount: int, idempotency_key: str, acting_user=None) -> Refund:
+    """Refund `amount` of `payment` from the merchant's token account.
+
+    `acting_user` is the person who refunded (the merchant's staff, or the
+    bank's): the refund's audit row names them. None for a system caller."""
     check_amount(amount)
     check_key(idempotency_key)
+    check_acting_user(acting_user)
     with transaction.atomic():
         payment = Payment.objects.select_for_update(no_key=True).get(pk=payment.pk)
         earlier = Refund.objects.filter(payment=payment, idempotency_key=idempotency_key).first()
@@ -98,7 +103,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Re
         payment.refunded_amount += amount
         payment.cashback_clawed_back += clawed
         payment.save(update_fields=["refunded_amount", "cashback_clawed_back"])
-        return Refund.objects.create(
+        refund = Refund.objects.create(
             payment=payment,
             amount=amount,
             to_funder_amount=to_funder,
@@ -106,6 +111,10 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Re
             idempotency_key=idempotency_key,
             entry=entry,
         )
+        if acting_user is not None:
+            after = {"payment": payment.pk, "amount": amount, "entry": entry.pk}
+            record_audit(actor=acting_user, action="refund.create", target=refund, after=after)
+        return refund
 
 
 def _claw_back(lines: Lines, tokens, cashback_lot: Lot, due: int, refilled, accounts, day) -> int:

@@ -121,7 +121,9 @@ class RefundView(MerchantSignedPostMixin, GenericAPIView):
         amount = data.get("amount", payment.refundable)
         if amount == 0:  # "all that is left" of a payment refunded in full
             raise errors.RefundExceedsPayment(refundable=0, requested=0)
-        refund = services.refund_payment(payment=payment, amount=amount, idempotency_key=self.voucher_key())
+        refund = services.refund_payment(
+            payment=payment, amount=amount, idempotency_key=self.voucher_key(), acting_user=request.user
+        )
         return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
 
 
