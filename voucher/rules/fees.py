@@ -12,10 +12,11 @@ from voucher.models import BASIS_POINTS, Merchant
 
 def fee_rate_bp(merchant: Merchant, day: date, *, instant: bool = False, schedule=None) -> int:
     """The merchant's fee rate in basis points on `day`, by the schedule in force then."""
-    return tier_rate(merchant.annual_revenue, tiers_in_force(day, schedule or fee_schedule()), instant)
+    return rate_for_revenue(merchant.annual_revenue, tiers_in_force(day, schedule or fee_schedule()), instant)
 
 
-def tier_rate(annual_revenue: int, tiers: list[tuple[int | None, int]], instant: bool) -> int:
+def rate_for_revenue(annual_revenue: int, tiers: list[tuple[int | None, int]], instant: bool) -> int:
+    """The rate of the first tier whose ceiling the revenue is within, plus the instant fee when asked."""
     rate = 0
     for ceiling, tier_rate in tiers:
         if ceiling is None or annual_revenue <= ceiling:

@@ -15,7 +15,7 @@ from bank.models import Account
 from bank.services import EntryRequest, deferred_balances, post_locked
 from bank.services.posting import MAX_LINES
 from voucher.models import Merchant, SettlementBatch, SettlementLine
-from voucher.rules.fees import fee_for, fee_schedule, tier_rate, tiers_in_force
+from voucher.rules.fees import fee_for, fee_schedule, rate_for_revenue, tiers_in_force
 from voucher.rules.settlement import CREDITS, KINDS, new_rows, watermarks
 from voucher.services.common import ledger_key, token_accounts
 from voucher.services.merchant_lock import lock_ledger_account_rows
@@ -181,7 +181,7 @@ def settle_merchants(
             continue
         rate = rates.get(revenue)
         if rate is None:
-            rate = rates[revenue] = tier_rate(revenue, tiers, instant)
+            rate = rates[revenue] = rate_for_revenue(revenue, tiers, instant)
         draft = Draft(
             merchant_id,
             token_account_id,
