@@ -24,7 +24,7 @@ from voucher.admin_devices import DeviceKeysAdminMixin
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import CustomerWallet, FraudFlag, KycTier, Lot, Reconciliation
-from voucher.selectors_reconciliation import reconciliation
+from voucher.selectors.reconciliation import reconciliation
 
 RECONCILIATION_PERMISSION = "bank.view_account"
 HISTORY_PAGE_SIZE = 25

@@ -15,7 +15,7 @@ from tests.factories.voucher import UserFactory, grant_lot, wallet_with_tokens
 from voucher.clock import seoul_today
 from voucher.demo import load_voucher_demo
 from voucher.models import Lot
-from voucher.selectors_reconciliation import reconciliation
+from voucher.selectors.reconciliation import reconciliation
 from voucher.services.common import RESERVE_CODE
 
 URL = reverse("admin:voucher_reconciliation_changelist")

@@ -50,7 +50,7 @@ def settlement_statement(request, line_id: int):
 def instant_settlement(request):
     """Settle what the merchant holds now. Clerks get 403 (access.member_required)."""
     merchant = request.member.merchant
-    estimate = services.estimate_next_settlement(merchant)
+    estimate = selectors.estimate_next_settlement(merchant)
     if request.method != "POST":
         form = InstantSettlementForm(initial={"key": one_time_key()})
         return render(request, "portal/instant_settlement.html", {"form": form, "estimate": estimate})

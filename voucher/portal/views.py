@@ -20,9 +20,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bank.errors import BankError
-from voucher import services
+from voucher import selectors, services
 from voucher.clock import seoul_today
-from voucher.portal import charts, selectors
+from voucher.portal import charts
 from voucher.portal.access import is_owner, member_of, member_required
 from voucher.portal.forms import (
     PaymentFilterForm,
@@ -89,7 +89,7 @@ def dashboard(request):
         "today": today,
         "sales_today": sales[-1],
         "refunds_today": selectors.refunds_on(merchant, today),
-        "estimate": services.estimate_next_settlement(merchant),
+        "estimate": selectors.estimate_next_settlement(merchant),
         "chart": chart,
         "chart_total": sum(s.total for s in sales),
         "chart_count": sum(s.count for s in sales),

@@ -9,7 +9,7 @@ funder. Cashback the payment earned is clawed back in proportion.
 from django.db import transaction
 
 from bank import errors as bank_errors
-from bank.services import lock_accounts, post_entry
+from bank.services import post_entry
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.models import Lot, Merchant, Payment, Refund
@@ -23,6 +23,7 @@ from voucher.services.common import (
     lock_wallets,
     token_accounts,
 )
+from voucher.services.merchant_lock import lock_ledger_accounts, require_merchant_locked
 
 
 def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Refund:
@@ -61,7 +62,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Re
         ids += [lot.account_id for lot in touched] + [lot.funder_account_id for lot in touched]
         if cashback_lot:
             ids += [cashback_lot.account_id, cashback_lot.funder_account_id]
-        accounts = lock_accounts(ids)
+        accounts = lock_ledger_accounts(ids)
 
         lines = Lines()
         to_funder, refilled = 0, []
@@ -98,6 +99,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Re
         payment.refunded_amount += amount
         payment.cashback_clawed_back += clawed
         payment.save(update_fields=["refunded_amount", "cashback_clawed_back"])
+        require_merchant_locked([merchant.token_account_id])
         return Refund.objects.create(
             payment=payment,
             amount=amount,

@@ -1,5 +1,6 @@
 """Read-only views of settlement: a merchant's lines, statements (CSV and the
-printable page) and a batch's reconciliation. Never writes."""
+printable page), a batch's reconciliation, and the estimate of what settling now
+would pay. Never writes."""
 
 import csv
 import io
@@ -7,9 +8,11 @@ import io
 from django.db.models import Count, Q, QuerySet, Sum
 
 from bank.models import Posting
-from voucher.clock import SEOUL
+from voucher.clock import SEOUL, seoul_today
 from voucher.models import Merchant, Payment, SettlementBatch, SettlementLine
-from voucher.services.common import ISSUANCE_CODE, RESERVE_CODE
+from voucher.rules.accounts import ISSUANCE_CODE, RESERVE_CODE
+from voucher.rules.fees import fee_for, fee_rate_bp
+from voucher.rules.settlement import KINDS, new_rows, watermarks
 
 # Korean first, English after, so Excel in Korea shows Hangul (the BOM tells it UTF-8).
 CSV_HEADER = [
@@ -157,3 +160,24 @@ def unsettled_payments(merchant: Merchant) -> QuerySet[Payment]:
         .first()
     )
     return Payment.objects.filter(merchant=merchant, pk__gt=last or 0)
+
+
+def estimate_next_settlement(merchant: Merchant) -> dict:
+    """What settling the merchant now would pay, at the daily rate: gross,
+    refunds, merchant-to-merchant in and out, fee and net. Reads only."""
+    starts = watermarks([merchant.pk])[merchant.pk]
+    got = {kind: new_rows(kind, {merchant.pk: starts[kind]}, None).get(merchant.pk, (0, 0, 0)) for kind in KINDS}
+    gross, refunded, received, paid_out = (got[kind][2] for kind in KINDS)
+    burned = max(0, gross + received - refunded - paid_out)
+    rate = fee_rate_bp(merchant, seoul_today())
+    fee = fee_for(burned, rate)
+    return {
+        "payment_count": got["payments"][1],
+        "gross": gross,
+        "refunds": refunded,
+        "from_merchants": received,
+        "to_merchants": paid_out,
+        "fee_rate_bp": rate,
+        "fee": fee,
+        "net": burned - fee,
+    }

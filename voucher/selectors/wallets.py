@@ -1,4 +1,5 @@
-"""Read-only queries of the token for views, tasks and other apps. Nothing here writes.
+"""Read-only queries of a wallet for views, tasks and other apps: who it is, what it
+holds and may spend, its history and benefits. Nothing here writes.
 
 Balances come from the ledger accounts behind the lots, never from a copy.
 """
@@ -13,9 +14,9 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from bank.models import ApiToken, DeviceKey, JournalEntry, Party, Posting
 from bank.prepared import Columns, fetch
 from voucher.clock import day_bounds, seoul_today
-from voucher.models import Benefit, Lot, Merchant, Payment, VoucherProgram, Wallet
-from voucher.services.benefits import person_room, rule_on, usage
-from voucher.services.lots import eligible_at, live_lots, spend_order
+from voucher.models import Benefit, Lot, Merchant, VoucherProgram, Wallet
+from voucher.rules.benefits import person_room, rule_on, usage
+from voucher.rules.lots import eligible_at, live_lots, spend_order
 
 
 def wallet_of_user(user, *, device_id: int | None = None) -> tuple[Wallet | None, DeviceKey | None]:
@@ -184,26 +185,6 @@ def wallet_history(
     )
 
 
-def merchant_payments(merchant: Merchant, *, since: date | None = None, until: date | None = None) -> QuerySet[Payment]:
-    """The merchant's payments, newest first, with their refunds."""
-    payments = Payment.objects.filter(merchant=merchant)
-    if since is not None:
-        payments = payments.filter(created_at__gte=day_bounds(since)[0])
-    if until is not None:
-        payments = payments.filter(created_at__lt=day_bounds(until)[1])
-    return payments.select_related("merchant").prefetch_related("refunds").order_by("-pk")
-
-
-def merchant_directory(*, category: str | None = None, district: str | None = None) -> QuerySet[Merchant]:
-    """Active merchants a citizen may pay, by name."""
-    merchants = Merchant.objects.filter(status=Merchant.Status.ACTIVE)
-    if category:
-        merchants = merchants.filter(category=category)
-    if district:
-        merchants = merchants.filter(district=district)
-    return merchants.order_by("name", "pk")
-
-
 def programs_for_wallet(wallet: Wallet, day: date | None = None) -> QuerySet[VoucherProgram]:
     """Active programs the wallet can use: bonus programs (they apply by
     themselves) and programs whose unexpired lots it holds, with `my_balance`."""
@@ -217,12 +198,6 @@ def programs_for_wallet(wallet: Wallet, day: date | None = None) -> QuerySet[Vou
     )
 
 
-def programs_for_merchant(merchant: Merchant) -> list[VoucherProgram]:
-    """Active programs whose money may be spent at (or whose cashback is earned at) the merchant."""
-    active = VoucherProgram.objects.filter(status=VoucherProgram.Status.ACTIVE).order_by("pk")
-    return [program for program in active if program.is_eligible_at(merchant)]
-
-
 def wallet_benefits(wallet: Wallet, day: date | None = None) -> list[dict]:
     """benefits_this_month for every active program that gives the wallet
     something: the bonus programs, and any that issued to it."""
@@ -232,15 +207,3 @@ def wallet_benefits(wallet: Wallet, day: date | None = None) -> list[dict]:
         Q(kind__in=VoucherProgram.BONUS_KINDS) | Q(pk__in=issued)
     )
     return [benefits_this_month(wallet, program, day) for program in programs.order_by("pk")]
-
-
-# Settlement's read side lives in its own module; the names are importable from here too.
-from voucher.selectors_settlement import (  # noqa: E402, F401
-    batch_reconciliation,
-    payments_covered_by,
-    settlement_line_of,
-    settlement_lines_for,
-    settlement_statement_context,
-    settlement_statement_csv,
-    unsettled_payments,
-)
