@@ -26,6 +26,12 @@ class MerchantFrozen(VoucherError):
     message = "The merchant is frozen."
 
 
+class MerchantNotFound(VoucherError):
+    code = "merchant_not_found"
+    http_status = 404
+    message = "No such merchant."
+
+
 class InsufficientEligibleBalance(VoucherError):
     code = "insufficient_eligible_balance"
     http_status = 409

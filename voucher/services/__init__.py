@@ -14,6 +14,7 @@ from voucher.services.kyc import set_kyc_tier
 from voucher.services.merchants import (
     add_merchant_member,
     change_settlement_account,
+    get_merchant,
     onboard_merchant,
     set_merchant_status,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "expire_lots",
     "flag_fraud_patterns",
     "freeze_fraud_flag_subject",
+    "get_merchant",
     "issue_voucher",
     "onboard_merchant",
     "open_wallet",
