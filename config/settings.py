@@ -125,6 +125,7 @@ CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_BEAT_SCHEDULE = {
     "seal-blocks": {"task": "bank.tasks.seal_blocks", "schedule": 30.0},
     "expire-holds": {"task": "bank.tasks.expire_holds", "schedule": 60.0},
+    "expire-wallet-holds": {"task": "voucher.tasks.expire_wallet_holds", "schedule": 60.0},
     "forget-old-nonces": {"task": "bank.tasks.forget_old_nonces", "schedule": 600.0},
     # Lots expire at Seoul midnight; an hourly sweep is idempotent, so a missed run is caught up.
     "expire-voucher-lots": {"task": "voucher.tasks.expire_lots", "schedule": 3600.0},

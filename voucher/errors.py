@@ -32,6 +32,12 @@ class MerchantNotFound(VoucherError):
     message = "No such merchant."
 
 
+class HoldNotFound(VoucherError):
+    code = "hold_not_found"
+    http_status = 404
+    message = "No such hold on this wallet."
+
+
 class InsufficientEligibleBalance(VoucherError):
     code = "insufficient_eligible_balance"
     http_status = 409

@@ -21,7 +21,7 @@ from bank.services.controls import (
     use_minter_allowance,
 )
 from bank.services.enrollment import enroll_device_key, issue_enrollment_code, revoke_own_device_key
-from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
+from bank.services.holds import capture_hold, expire_holds, place_hold, release_holds, void_hold
 from bank.services.identity import (
     check_possession,
     check_signature,
@@ -90,6 +90,7 @@ __all__ = [
     "post_entry",
     "post_locked",
     "record_audit",
+    "release_holds",
     "register_validator",
     "reverse_entry",
     "run_verification",
