@@ -127,6 +127,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "bank.tasks.expire_holds", "schedule": 60.0},
     "expire-wallet-holds": {"task": "voucher.tasks.expire_wallet_holds", "schedule": 60.0},
     "forget-old-nonces": {"task": "bank.tasks.forget_old_nonces", "schedule": 600.0},
+    "forget-old-payload-nonces": {"task": "bank.tasks.forget_old_payload_nonces", "schedule": 600.0},
     # Lots expire at Seoul midnight; an hourly sweep is idempotent, so a missed run is caught up.
     "expire-voucher-lots": {"task": "voucher.tasks.expire_lots", "schedule": 3600.0},
     # Yesterday's settlement at 00:30 Seoul (CELERY_TIMEZONE); a re-run resumes or finds it done.
