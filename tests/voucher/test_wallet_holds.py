@@ -9,6 +9,7 @@ from bank import errors as bank_errors
 from bank.models import Account, AuditEvent, Hold
 from bank.roles import grant_role
 from bank.services import expire_holds, set_payments_paused
+from tests.factories.api import citizen_app
 from tests.factories.voucher import citizen, grant_lot, merchant, staff, wallet_with_tokens
 from tests.voucher.settlement_support import paid_on, times_settled, yesterday
 from tests.voucher.support import after_days, assert_ledger_ok, natural
@@ -334,3 +335,12 @@ def test_expiring_lots_releases_the_holds_on_them_first():
     hold.refresh_from_db()
     assert hold.status == "expired" and wallet_balance(wallet) == 0
     assert_ledger_ok()
+
+
+def test_the_wallet_api_shows_what_open_holds_reserve():
+    app = citizen_app(10_000)
+    hold = _authorize(app.wallet, merchant(), 4_000)
+    shown = app.get("/api/v1/wallet/").json()
+    assert (shown["balance"], shown["held"]) == (10_000, 4_000)
+    services.void_hold(hold=hold)
+    assert app.get("/api/v1/wallet/").json()["held"] == 0
