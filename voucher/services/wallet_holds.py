@@ -41,7 +41,7 @@ from voucher.services.lots import eligible_at, live_lots
 from voucher.services.merchants import get_merchant
 from voucher.services.payment_entry import post_payment_entry, take_from_lots
 
-# One rule for the limits a payment checks; TODO(lead): follow it when payments_postgresql folds into the one path.
+# The one rule of a payment's limits, wherever the payment path keeps it.
 from voucher.services.payments_postgresql import check_limits
 
 HOLD_KIND = "voucher_wallet_hold"
