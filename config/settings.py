@@ -125,7 +125,9 @@ CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_BEAT_SCHEDULE = {
     "seal-blocks": {"task": "bank.tasks.seal_blocks", "schedule": 30.0},
     "expire-holds": {"task": "bank.tasks.expire_holds", "schedule": 60.0},
+    "expire-wallet-holds": {"task": "voucher.tasks.expire_wallet_holds", "schedule": 60.0},
     "forget-old-nonces": {"task": "bank.tasks.forget_old_nonces", "schedule": 600.0},
+    "forget-old-payload-nonces": {"task": "bank.tasks.forget_old_payload_nonces", "schedule": 600.0},
     # Lots expire at Seoul midnight; an hourly sweep is idempotent, so a missed run is caught up.
     "expire-voucher-lots": {"task": "voucher.tasks.expire_lots", "schedule": 3600.0},
     # Yesterday's settlement at 00:30 Seoul (CELERY_TIMEZONE); a re-run resumes or finds it done.

@@ -143,6 +143,7 @@ _INSERT_SQL = re.compile(r"\b(?:INSERT\s+INTO|COPY)\s+\"?(\w+|\{\})", re.IGNOREC
 WRITERS = {
     ("voucher/services/refunds.py", "refund_payment"),  # a refund the merchant gives
     ("voucher/services/settlement/sql.py", "insert_lines"),  # settlement lines, batch and instant
+    ("voucher/services/wallet_holds.py", "capture_hold"),  # a captured hold becomes a payment
 }
 # The payment writers, which another branch of issue 14 rewrites into one path:
 # they call require_merchant_locked at that merge, and move from here into WRITERS

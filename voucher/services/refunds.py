@@ -12,7 +12,7 @@ from bank import errors as bank_errors
 from bank.services import post_entry
 from voucher import errors
 from voucher.clock import seoul_today
-from voucher.models import Lot, Merchant, Payment, Refund
+from voucher.models import Lot, Payment, Refund
 from voucher.services.common import (
     Lines,
     check_amount,
@@ -24,6 +24,7 @@ from voucher.services.common import (
     token_accounts,
 )
 from voucher.services.merchant_lock import lock_ledger_accounts, require_merchant_locked
+from voucher.services.merchants import get_merchant
 
 
 def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Refund:
@@ -40,7 +41,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str) -> Re
         if amount > payment.refundable:
             raise errors.RefundExceedsPayment(refundable=payment.refundable, requested=amount)
         lock_wallets(payment.wallet)
-        merchant = Merchant.objects.get(pk=payment.merchant_id)
+        merchant = get_merchant(payment.merchant_id)
         check_merchant_active(merchant)
         spent = list(payment.lots.order_by("-spend_order"))
         lots = lock_lots([row.lot_id for row in spent] + ([payment.cashback_lot_id] if payment.cashback_lot_id else []))

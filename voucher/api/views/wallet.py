@@ -33,6 +33,7 @@ from voucher.api.views.common import body, merchant_ref, payment_data, payment_q
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import Merchant, Wallet
+from voucher.wallet_holds_read import held_on
 
 
 def _lot_data(lot) -> dict:
@@ -75,6 +76,7 @@ class WalletView(GenericAPIView):
             "status": wallet.status,
             "kyc_tier": wallet.kyc_tier,
             "balance": selectors.wallet_balance(wallet),
+            "held": held_on(wallet),
             "max_balance": limits_on(seoul_today()).max_balance(wallet.kyc_tier),
             "lots": [_lot_data(lot) for lot in selectors.lots_of(wallet)],
             "spendable": spendable,
