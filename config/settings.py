@@ -336,7 +336,7 @@ AXES_RESET_ON_SUCCESS = False  # done by bank.lockout.PasswordBackend, for the t
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # Only failures are kept (to count them), not a row per successful login.
 AXES_DISABLE_ACCESS_LOG = True
-AXES_ENABLE_ADMIN = False  # bank.admin registers the attempts page for tellers (no form data shown)
+AXES_ENABLE_ADMIN = False  # bank.admin.lockouts registers the attempts page for tellers (no form data shown)
 # ---- end of login lockout ----
 
 LOGGING = {

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from bank import services
-from bank.admin import ReadOnlyAdmin
+from bank.admin.common import ReadOnlyAdmin
 from bank.errors import BankError
 from bank.models import Block, BlockAttestation, VerificationRun
 

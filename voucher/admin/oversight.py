@@ -15,12 +15,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from bank import services as bank_services
-from bank.admin import ReadOnlyAdmin, ReasonForm, form_refusal
+from bank.admin.common import ReadOnlyAdmin, ReasonForm, form_refusal
 from bank.errors import BankError
 from bank.models import ApiToken
 from bank.services.api_tokens import REVOKE_PERMISSION
 from voucher import selectors, services
-from voucher.admin_devices import DeviceKeysAdminMixin
+from voucher.admin.devices import DeviceKeysAdminMixin
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import CustomerWallet, FraudFlag, KycTier, Lot, Reconciliation
