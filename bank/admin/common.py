@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
 from bank.errors import BankError
+from bank.http.render import error_message
 from bank.models import MAX_AMOUNT
 
 
@@ -65,7 +66,7 @@ def action_with_form(modeladmin, request, queryset, *, title: str, done: str, ca
                 if call(obj, form.cleaned_data) is not False:
                     count += 1
             except BankError as error:
-                modeladmin.message_user(request, f"{obj}: {error.code}: {error}", messages.ERROR)
+                modeladmin.message_user(request, f"{obj}: {error_message(error)}", messages.ERROR)
         if count:
             modeladmin.message_user(request, f"{done}: {count}", messages.SUCCESS)
         return None  # back to the list, with the messages
@@ -90,7 +91,7 @@ def run_each(modeladmin, request, queryset, verb: str, call) -> None:
             call(obj)
             done += 1
         except BankError as error:
-            modeladmin.message_user(request, f"{obj}: {error.code}: {error}", messages.ERROR)
+            modeladmin.message_user(request, f"{obj}: {error_message(error)}", messages.ERROR)
     if done:
         modeladmin.message_user(request, f"{verb}: {done}", messages.SUCCESS)
 

@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from bank.admin.common import ReadOnlyAdmin, ReadOnlyInline, RoleActionsMixin, action_with_form, run_each
 from bank.errors import BankError
+from bank.http.render import error_message
 from bank.models import Account
 from voucher import services
 from voucher.models import ProgramRule, RuleTier, VoucherProgram
@@ -45,7 +46,7 @@ class VoucherProgramForm(forms.ModelForm):
         try:
             check_program(self.instance)
         except BankError as error:
-            self.add_error(None, f"{error.code}: {error}")
+            self.add_error(None, error_message(error))
 
 
 @admin.register(VoucherProgram)
