@@ -53,7 +53,8 @@ ROLES: dict[str, list[str]] = {
         "axes.view_accessattempt",
         "axes.delete_accessattempt",
     ],
-    # Makes and edits voucher programs and issues grants by hand (large ones go to an approver).
+    # Makes and edits voucher programs and issues grants by hand (large ones go to an approver);
+    # all its permissions are the token app's (voucher/roles.py).
     "program_manager": [],
     # The checker: approves programs and every maker-checker request (large mints, adjustments,
     # unfreezes, seizures, allowance raises); also the compliance desk that freezes and files them.

@@ -223,3 +223,9 @@ def test_a_voucher_model_the_auditors_list_does_not_name_is_not_readable_by_the_
     setup_roles()
     # then
     assert "voucher.view_lot" not in _groups()["auditor"]
+
+
+def test_an_app_naming_a_credential_permission_is_refused_like_the_bank(db, monkeypatch):
+    monkeypatch.setitem(voucher_roles.STAFF_PERMISSIONS, "teller", ["bank.view_apitoken"])
+    with pytest.raises(ValueError, match="bank.view_apitoken reads credentials"):
+        setup_roles()
