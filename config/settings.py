@@ -57,7 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "bank.api.middleware.ApiEdgeMiddleware",
+    "bank.http.middleware.ApiEdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,7 +69,7 @@ MIDDLEWARE = [
     # Last, so that it sees the view's answer to a locked login (bank.lockout).
     "axes.middleware.AxesMiddleware",
 ]
-# bank.api.middleware.ApiEdgeMiddleware: /api/ answers in its error shape in every mode,
+# bank.http.middleware.ApiEdgeMiddleware: /api/ answers in its error shape in every mode,
 # 414 for a query string over API_MAX_QUERY_STRING characters (no filter needs more), and
 # JSON instead of DEBUG's HTML 404.
 API_MAX_QUERY_STRING = int(os.environ.get("API_MAX_QUERY_STRING", "2048"))
@@ -196,7 +196,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "bank.api.authentication.ApiTokenAuthentication",
+        "bank.http.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "bank.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "bank.http.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -228,7 +228,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "bank.api.schema.add_error_responses",
+        "bank.http.schema.add_error_responses",
     ],
 }
 
@@ -338,7 +338,7 @@ AXES_RESET_ON_SUCCESS = False  # done by bank.lockout.PasswordBackend, for the t
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # Only failures are kept (to count them), not a row per successful login.
 AXES_DISABLE_ACCESS_LOG = True
-AXES_ENABLE_ADMIN = False  # bank.admin registers the attempts page for tellers (no form data shown)
+AXES_ENABLE_ADMIN = False  # bank.admin.lockouts registers the attempts page for tellers (no form data shown)
 # ---- end of login lockout ----
 
 LOGGING = {

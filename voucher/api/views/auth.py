@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bank import services as bank_services
-from bank.api.authentication import live_tokens_of
-from bank.api.errors import error_responses
+from bank.http.authentication import live_tokens_of
+from bank.http.errors import error_responses
 from bank.models import ApiToken
 from voucher.api.pagination import StrictLimitOffsetPagination
 from voucher.models import MerchantMember, Wallet

@@ -12,10 +12,10 @@ from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from bank.http.schema import READ_ERRORS, READ_ERRORS_WITH_404, SIGNED_POST_ERRORS, SIGNED_POST_HEADERS
 from voucher import selectors, services
 from voucher.api.access import IsWalletHolder, WalletSignedPostMixin, wallet_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import READ_ERRORS, READ_ERRORS_WITH_404, SIGNED_POST_ERRORS, SIGNED_POST_HEADERS
 from voucher.api.serializers import (
     HistoryItemSerializer,
     HistoryQuerySerializer,

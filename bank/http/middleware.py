@@ -5,7 +5,7 @@ string (414) and, with DEBUG on, the technical 404 page of a path no route match
 from django.conf import settings
 from django.http import JsonResponse
 
-from bank.api.errors import api_not_found, error_body
+from bank.http.errors import api_not_found, error_body
 
 
 class ApiEdgeMiddleware:

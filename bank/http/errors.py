@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from bank import errors
-from bank.api.authentication import TokenExpired
 from bank.errors import BankError
+from bank.http.authentication import TokenExpired
 
 REQUEST_SHAPE_ERRORS = (
     errors.IdempotencyKeyRequired,

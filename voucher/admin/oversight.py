@@ -15,12 +15,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from bank import services as bank_services
-from bank.admin import ReadOnlyAdmin, ReasonForm, form_refusal
+from bank.admin.common import ReadOnlyAdmin, ReasonForm, form_refusal
 from bank.errors import BankError
+from bank.http.render import error_message
 from bank.models import ApiToken
 from bank.services.api_tokens import REVOKE_PERMISSION
 from voucher import selectors, services
-from voucher.admin_devices import DeviceKeysAdminMixin
+from voucher.admin.devices import DeviceKeysAdminMixin
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import CustomerWallet, FraudFlag, KycTier, Lot, Reconciliation
@@ -111,7 +112,7 @@ class CustomerApiTokensMixin:
                     actor=request.user, user=wallet.user, reason=form.cleaned_data["reason"]
                 )
             except BankError as error:
-                self.message_user(request, f"{error.code}: {error}", messages.ERROR)
+                self.message_user(request, error_message(error), messages.ERROR)
             else:
                 self.message_user(request, _("%(count)d API logins logged out.") % {"count": count}, messages.SUCCESS)
         return _redirect_back(pk)
@@ -194,7 +195,7 @@ class CustomerWalletAdmin(CustomerApiTokensMixin, DeviceKeysAdminMixin, ReadOnly
                 reason=form.cleaned_data["reason"],
             )
         except BankError as error:
-            self.message_user(request, f"{error.code}: {error}", messages.ERROR)
+            self.message_user(request, error_message(error), messages.ERROR)
         else:
             self.message_user(request, "KYC tier saved.", messages.SUCCESS)
         return _redirect_back(pk)
@@ -245,7 +246,7 @@ class FraudFlagAdmin(ReadOnlyAdmin):
         try:
             review(actor=request.user, flag=flag, reason=form.cleaned_data["reason"])
         except BankError as error:
-            self.message_user(request, f"{error.code}: {error}", messages.ERROR)
+            self.message_user(request, error_message(error), messages.ERROR)
         else:
             self.message_user(request, f"Flag #{flag.pk}: {decision} done.", messages.SUCCESS)
         return back

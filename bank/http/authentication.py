@@ -12,7 +12,7 @@ from bank.services.api_tokens import token_digest
 
 
 class TokenExpired(exceptions.AuthenticationFailed):
-    """401 with code token_expired (bank/api/errors.py): log in again for a new token."""
+    """401 with code token_expired (bank/http/errors.py): log in again for a new token."""
 
     default_detail = _("The token has expired; log in again.")
     default_code = "token_expired"

@@ -9,7 +9,7 @@ first attempt consumes the nonce, so a replayed signed request is refused.
 """
 
 from bank import services
-from bank.api.idempotency import IdempotentPostMixin
+from bank.http.idempotency import IdempotentPostMixin
 from bank.models import Party
 
 DEVICE_HEADER = "X-Device-Key"

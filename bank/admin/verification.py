@@ -9,8 +9,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from bank import services
-from bank.admin import ReadOnlyAdmin
+from bank.admin.common import ReadOnlyAdmin
 from bank.errors import BankError
+from bank.http.render import error_message
 from bank.models import Block, BlockAttestation, VerificationRun
 
 
@@ -73,7 +74,7 @@ class VerificationRunAdmin(ReadOnlyAdmin):
         try:
             run = services.start_verification_run(actor=request.user)
         except BankError as error:
-            self.message_user(request, f"{error.code}: {error}", messages.ERROR)
+            self.message_user(request, error_message(error), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:bank_verificationrun_changelist"))
         self.message_user(request, f"Verification #{run.pk} is {run.status}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:bank_verificationrun_change", args=[run.pk]))

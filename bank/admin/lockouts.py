@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from bank import services
-from bank.admin import ReadOnlyAdmin, RoleActionsMixin, action_with_form
+from bank.admin.common import ReadOnlyAdmin, RoleActionsMixin, action_with_form
 from bank.services.lockouts import LIFT_PERMISSION
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 
 from bank import services as bank_services
 from bank.errors import BankError
+from bank.http.render import error_message
 from bank.models import DeviceKey
 
 REVOKE_PERMISSION = "voucher.revoke_device_key"
@@ -122,7 +123,7 @@ class DeviceKeysAdminMixin:
                 actor=request.user, party=self.device_party(obj), reason=form.cleaned_data["reason"]
             )
         except BankError as error:
-            self.message_user(request, f"{error.code}: {error}", messages.ERROR)
+            self.message_user(request, error_message(error), messages.ERROR)
             return self._back(pk)
         # Shown on this one page and never again: only its digest is stored.
         context = {
