@@ -27,8 +27,11 @@ def place_hold(
     reference: str = "",
     idempotency_key: str | None = None,
     expires_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> Hold:
-    """Reserve `amount` on `account` for a later transfer to `destination`."""
+    """Reserve `amount` on `account` for a later transfer to `destination`, until
+    `expires_at` (default: DEFAULT_HOLD_TTL after `now`, the time it is placed at,
+    by default the present)."""
     if (
         type(amount) is not int or not 0 < amount <= MAX_AMOUNT
     ):  # a negative hold would shrink another hold's reservation
@@ -39,7 +42,7 @@ def place_hold(
     checked = check_request(
         EntryRequest(lines=[(account_id, -amount), (destination_id, amount)], kind=kind, reference=reference)
     )
-    now = timezone.now()
+    now = now or timezone.now()
     expires_at = expires_at or now + DEFAULT_HOLD_TTL
     if expires_at <= now:
         raise errors.InvalidEntry("A hold must expire in the future.", field="expires_at")
