@@ -244,3 +244,23 @@ class VaultCashInsufficient(BankError):
     code = "vault_cash_insufficient"
     http_status = 409
     message = "The vault does not hold that much cash."
+
+
+# --- signed payloads of devices (issue 14) -------------------------------------------------------
+
+
+class PayloadNotCanonical(BankError):
+    code = "payload_not_canonical"
+    message = "The payload has no canonical JSON form (integers, text, true, false, null; ASCII keys)."
+
+
+class SignatureReplayed(BankError):
+    code = "signature_replayed"
+    http_status = 409
+    message = "This device already signed a payload with this nonce for this use."
+
+
+class SequenceNotIncreasing(BankError):
+    code = "sequence_not_increasing"
+    http_status = 409
+    message = "The payload's sequence number is not above the last one this device sent for this use."

@@ -14,8 +14,8 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
-from bank.api.errors import error_body
 from bank.errors import LoginLocked
+from bank.http.errors import error_body
 
 # axes' AccessAttempt.username is a varchar(255); a longer name (the API's token
 # login does not bound it) must not turn a failed login into a database error.

@@ -549,3 +549,41 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"API token #{self.pk} of user {self.user_id}"
+
+
+class PayloadNonce(models.Model):
+    """A nonce a device signed a payload with (bank.services.signed_payloads), once
+    per scope. The unique constraint is what refuses a replay, also between two
+    racing uploads; a row is kept until its payload's timestamp window has passed."""
+
+    device = models.ForeignKey(DeviceKey, on_delete=models.CASCADE, related_name="payload_nonces")
+    scope = models.CharField(max_length=40)
+    nonce = models.CharField(max_length=64)
+    used_at = models.DateTimeField()
+    forget_after = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "scope", "nonce"], name="payload_nonce_once_per_device_scope")
+        ]
+
+    def __str__(self):
+        return f"{self.device_id}:{self.scope}:{self.nonce}"
+
+
+class PayloadSequence(models.Model):
+    """The highest sequence number a device (a sensor that cannot keep nonces) has
+    signed in a scope; the next payload must carry a higher one."""
+
+    device = models.ForeignKey(DeviceKey, on_delete=models.CASCADE, related_name="payload_sequences")
+    scope = models.CharField(max_length=40)
+    last_sequence = models.BigIntegerField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "scope"], name="one_payload_sequence_per_device_scope")
+        ]
+
+    def __str__(self):
+        return f"{self.device_id}:{self.scope} at {self.last_sequence}"

@@ -22,6 +22,11 @@ def forget_old_nonces() -> int:
 
 
 @shared_task
+def forget_old_payload_nonces() -> int:
+    return services.forget_old_payload_nonces()
+
+
+@shared_task
 def run_verification(run_id: int) -> str:
     """Verify the ledger for a run queued from the back office; returns its verdict."""
     return services.run_verification(run=run_id).status

@@ -317,7 +317,7 @@ def instrumented(split: Split):
     from rest_framework import serializers
     from rest_framework.renderers import JSONRenderer
 
-    from bank.api.signing import SignedPostMixin
+    from bank.http.signing import SignedPostMixin
     from bank.services import posting
 
     patched = []

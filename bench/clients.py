@@ -5,6 +5,11 @@ its own connection), as separate application servers would. They start
 together on a barrier; each then posts for the given time and reports how
 many transfers it completed, its own CPU time and, when the server is local,
 the CPU time of its PostgreSQL backend, which gives the time split.
+
+Every transfer (or batch) is posted inside `transaction.atomic()`, as the
+application posts: a payment, transfer, top-up or refund calls post_entry in
+its request's transaction (so the ledger runs in a savepoint of it), and
+expiry and seizures call post_entries in theirs.
 """
 
 import multiprocessing
@@ -108,7 +113,7 @@ def _client(db_url, job: Job, index: int, barrier, done) -> ClientResult:
 
     django.setup()
     from django.conf import settings
-    from django.db import connection
+    from django.db import connection, transaction
 
     from bank.services import EntryRequest, post_entries, post_entry
 
@@ -144,7 +149,8 @@ def _client(db_url, job: Job, index: int, barrier, done) -> ClientResult:
                         idempotency_key=f"bench:{run}:{i}",
                     )
                 )
-            post_entries(requests=requests)
+            with transaction.atomic():
+                post_entries(requests=requests)
             posted += size
             with done.get_lock():
                 done.value += size
@@ -154,12 +160,13 @@ def _client(db_url, job: Job, index: int, barrier, done) -> ClientResult:
             else:
                 payer, payee = rng.sample(accounts, 2)
             amount = rng.randint(1, 10_000)
-            post_entry(
-                lines=[(payer, -amount), (payee, amount)],
-                kind="transfer",
-                reference="single",
-                idempotency_key=f"bench:{run}:{posted}",
-            )
+            with transaction.atomic():
+                post_entry(
+                    lines=[(payer, -amount), (payee, amount)],
+                    kind="transfer",
+                    reference="single",
+                    idempotency_key=f"bench:{run}:{posted}",
+                )
             posted += 1
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_before

@@ -57,7 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "bank.api.middleware.ApiEdgeMiddleware",
+    "bank.http.middleware.ApiEdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,7 +69,7 @@ MIDDLEWARE = [
     # Last, so that it sees the view's answer to a locked login (bank.lockout).
     "axes.middleware.AxesMiddleware",
 ]
-# bank.api.middleware.ApiEdgeMiddleware: /api/ answers in its error shape in every mode,
+# bank.http.middleware.ApiEdgeMiddleware: /api/ answers in its error shape in every mode,
 # 414 for a query string over API_MAX_QUERY_STRING characters (no filter needs more), and
 # JSON instead of DEBUG's HTML 404.
 API_MAX_QUERY_STRING = int(os.environ.get("API_MAX_QUERY_STRING", "2048"))
@@ -125,7 +125,9 @@ CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_BEAT_SCHEDULE = {
     "seal-blocks": {"task": "bank.tasks.seal_blocks", "schedule": 30.0},
     "expire-holds": {"task": "bank.tasks.expire_holds", "schedule": 60.0},
+    "expire-wallet-holds": {"task": "voucher.tasks.expire_wallet_holds", "schedule": 60.0},
     "forget-old-nonces": {"task": "bank.tasks.forget_old_nonces", "schedule": 600.0},
+    "forget-old-payload-nonces": {"task": "bank.tasks.forget_old_payload_nonces", "schedule": 600.0},
     # Lots expire at Seoul midnight; an hourly sweep is idempotent, so a missed run is caught up.
     "expire-voucher-lots": {"task": "voucher.tasks.expire_lots", "schedule": 3600.0},
     # Yesterday's settlement at 00:30 Seoul (CELERY_TIMEZONE); a re-run resumes or finds it done.
@@ -194,7 +196,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "bank.api.authentication.ApiTokenAuthentication",
+        "bank.http.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -203,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "bank.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "bank.http.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -226,7 +228,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "bank.api.schema.add_error_responses",
+        "bank.http.schema.add_error_responses",
     ],
 }
 
@@ -336,7 +338,7 @@ AXES_RESET_ON_SUCCESS = False  # done by bank.lockout.PasswordBackend, for the t
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # Only failures are kept (to count them), not a row per successful login.
 AXES_DISABLE_ACCESS_LOG = True
-AXES_ENABLE_ADMIN = False  # bank.admin registers the attempts page for tellers (no form data shown)
+AXES_ENABLE_ADMIN = False  # bank.admin.lockouts registers the attempts page for tellers (no form data shown)
 # ---- end of login lockout ----
 
 LOGGING = {

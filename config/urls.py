@@ -19,5 +19,5 @@ urlpatterns = [
     ),
 ]
 
-handler404 = "bank.api.errors.api_not_found"
-handler500 = "bank.api.errors.api_server_error"
+handler404 = "bank.http.errors.api_not_found"
+handler500 = "bank.http.errors.api_server_error"

@@ -26,6 +26,18 @@ class MerchantFrozen(VoucherError):
     message = "The merchant is frozen."
 
 
+class MerchantNotFound(VoucherError):
+    code = "merchant_not_found"
+    http_status = 404
+    message = "No such merchant."
+
+
+class HoldNotFound(VoucherError):
+    code = "hold_not_found"
+    http_status = 404
+    message = "No such hold on this wallet."
+
+
 class InsufficientEligibleBalance(VoucherError):
     code = "insufficient_eligible_balance"
     http_status = 409

@@ -7,6 +7,7 @@ ledger account, so the ledger stays the one source of balances. Only
 voucher.services changes these rows, and only through bank.services.post_entry.
 """
 
+import uuid
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from bank.models import Account, DeviceKey, JournalEntry, Party
+from bank.models import Account, DeviceKey, Hold, JournalEntry, Party
 
 BASIS_POINTS = 10_000  # rates are whole basis points (1000 = 10%), so bonus arithmetic stays in integers
 
@@ -862,3 +863,73 @@ class FraudFlag(models.Model):
 
     def __str__(self):
         return f"{self.get_rule_display()}: {self.subject} ({self.period_start}..{self.period_end})"
+
+
+class WalletHold(models.Model):
+    """An amount reserved on a wallet for one merchant (a tour pass bought before
+    its first use), later captured whole or in part as a Payment, voided, or
+    expired. The reservation is one bank Hold per lot (WalletHoldLot), so the
+    lots' available balances drop at once; only voucher.services.wallet_holds
+    writes these rows."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        CAPTURED = "captured", _("captured")
+        VOIDED = "voided", _("voided")
+        EXPIRED = "expired", _("expired")
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="wallet_holds")
+    amount = models.BigIntegerField()
+    captured_amount = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    reference = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=64)
+    capture_key = models.CharField(max_length=64, blank=True, default="")
+    # Names the capture's Payment (idempotency key "hold:<uid>"): unguessable
+    # before the capture, so no pay() of the wallet's owner can take that key first.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_hold")
+    authorized_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="one_wallet_hold_per_key"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="wallet_hold_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(captured_amount__gte=0) & Q(captured_amount__lte=models.F("amount")),
+                name="wallet_hold_capture_within_amount",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="open"), name="wallet_hold_open_expiry"),
+            models.Index(fields=["wallet", "created_at"], name="wallet_hold_wallet_time"),
+        ]
+
+    def __str__(self):
+        return f"wallet hold #{self.pk} {self.amount:,} won ({self.status})"
+
+
+class WalletHoldLot(models.Model):
+    """What a wallet hold reserved on one lot: the bank Hold on the lot's account."""
+
+    hold = models.ForeignKey(WalletHold, on_delete=models.PROTECT, related_name="lots")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    bank_hold = models.OneToOneField(Hold, on_delete=models.PROTECT, related_name="wallet_hold_lot")
+    amount = models.BigIntegerField()
+    spend_order = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["hold", "spend_order"]
+        constraints = [
+            models.UniqueConstraint(fields=["hold", "lot"], name="one_row_per_wallet_hold_lot"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="wallet_hold_lot_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.amount:,} won held on lot #{self.lot_id}"

@@ -18,6 +18,12 @@ def expire_lots() -> int:
 
 
 @shared_task
+def expire_wallet_holds() -> int:
+    """Release the wallet holds past their expiry. Two workers at once split them (SKIP LOCKED)."""
+    return services.expire_wallet_holds()
+
+
+@shared_task
 def settle_yesterday() -> dict:
     """Settle yesterday (Seoul). Run by beat after midnight; a retry, a second
     worker or a re-run after a crash resumes the same batch and pays no one twice."""

@@ -5,7 +5,7 @@ from django.db.models import Sum
 
 from bank.models import Account
 from bank.verification import Failure
-from voucher.services.common import ISSUANCE_CODE, RESERVE_CODE
+from voucher.rules.accounts import ISSUANCE_CODE, RESERVE_CODE
 
 CHECK_NAME = "reserve_identity"
 

@@ -1,2 +1,2 @@
-"""HTTP plumbing every app's API shares: the error shape, Idempotency-Key
-replay, signed-request checks, and the ledger's own endpoints."""
+"""The ledger's own public endpoints (block headers, validators). The plumbing
+every app's API shares is in bank.http."""

@@ -7,8 +7,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.permissions import AllowAny
 
-from bank.api.errors import error_responses
 from bank.api.serializers import BlockSerializer, ValidatorSerializer
+from bank.http.errors import error_responses
 from bank.models import Block, BlockAttestation, ValidatorKey
 
 

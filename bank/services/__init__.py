@@ -21,7 +21,7 @@ from bank.services.controls import (
     use_minter_allowance,
 )
 from bank.services.enrollment import enroll_device_key, issue_enrollment_code, revoke_own_device_key
-from bank.services.holds import capture_hold, expire_holds, place_hold, void_hold
+from bank.services.holds import capture_hold, expire_holds, place_hold, release_holds, void_hold
 from bank.services.identity import (
     check_possession,
     check_signature,
@@ -44,6 +44,7 @@ from bank.services.posting import (
     reverse_entry,
 )
 from bank.services.sealing import seal_pending_entries
+from bank.services.signed_payloads import check_signed_payload, forget_old_payload_nonces, verify_signed_payload
 from bank.services.teller import record_cash_deposit, record_cash_withdrawal, vault_account
 from bank.services.verification_runs import run_verification, start_verification_run
 
@@ -68,6 +69,7 @@ __all__ = [
     "capture_hold",
     "check_possession",
     "check_signature",
+    "check_signed_payload",
     "consume_nonce",
     "forget_old_nonces",
     "has_active_device",
@@ -78,6 +80,7 @@ __all__ = [
     "revoke_device_key",
     "stored_response_or_consume_nonce",
     "expire_holds",
+    "forget_old_payload_nonces",
     "generate_validator",
     "lift_login_lockout",
     "deferred_balances",
@@ -90,6 +93,7 @@ __all__ = [
     "post_entry",
     "post_locked",
     "record_audit",
+    "release_holds",
     "register_validator",
     "reverse_entry",
     "run_verification",
@@ -99,5 +103,6 @@ __all__ = [
     "vault_account",
     "set_account_status",
     "start_verification_run",
+    "verify_signed_payload",
     "void_hold",
 ]

@@ -5,6 +5,7 @@ is checked against what is really left. Lock order: the hold row first, then
 its accounts in id order (lock_accounts), the same in every function here.
 """
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -26,8 +27,11 @@ def place_hold(
     reference: str = "",
     idempotency_key: str | None = None,
     expires_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> Hold:
-    """Reserve `amount` on `account` for a later transfer to `destination`."""
+    """Reserve `amount` on `account` for a later transfer to `destination`, until
+    `expires_at` (default: DEFAULT_HOLD_TTL after `now`, the time it is placed at,
+    by default the present)."""
     if (
         type(amount) is not int or not 0 < amount <= MAX_AMOUNT
     ):  # a negative hold would shrink another hold's reservation
@@ -38,7 +42,7 @@ def place_hold(
     checked = check_request(
         EntryRequest(lines=[(account_id, -amount), (destination_id, amount)], kind=kind, reference=reference)
     )
-    now = timezone.now()
+    now = now or timezone.now()
     expires_at = expires_at or now + DEFAULT_HOLD_TTL
     if expires_at <= now:
         raise errors.InvalidEntry("A hold must expire in the future.", field="expires_at")
@@ -170,3 +174,59 @@ def _replay_hold(hold: Hold, request_hash: str) -> Hold:
     if hold.request_hash != request_hash:
         raise errors.IdempotencyConflict(hold=hold.pk)
     return hold
+
+
+def release_holds(
+    *,
+    holds: Iterable[Hold | int],
+    status: str,
+    captured_amounts: dict[int, int] | None = None,
+    lock_also: Iterable[int] = (),
+    now: datetime | None = None,
+) -> dict[int, Account]:
+    """Close several holds at once for a caller that moves the money itself, in
+    the caller's transaction (must run inside transaction.atomic).
+
+    For a reservation spread over several accounts whose capture is one entry
+    of the caller's own (voucher's wallet holds: a payment, with the rows
+    settlement reads), not capture_hold's entry per hold. Locks the holds by
+    id, then their accounts and `lock_also` (the other accounts the caller's
+    entry will post to) in one lock_accounts call, so the caller's entry,
+    posted next, finds its accounts already locked in id order. Each
+    account's on_hold is lowered and saved; returns the locked accounts.
+
+    CAPTURED: every hold must be open and unexpired (HoldExpired, HoldNotOpen);
+    `captured_amounts` (hold id -> won) is what of each the caller's entry
+    moves, and a hold it takes nothing from is closed as VOIDED. Its
+    capture_entry stays empty: the caller's entry, not yet posted, records it.
+    VOIDED, EXPIRED: a hold already closed (expire_holds got there first) is
+    left as it is, so a sweep and a void never fail on each other.
+    """
+    if status not in (Hold.Status.CAPTURED, Hold.Status.VOIDED, Hold.Status.EXPIRED):
+        raise errors.InvalidEntry("Holds close as captured, voided or expired.", status=status)
+    ids = sorted({hold.pk if isinstance(hold, Hold) else hold for hold in holds})
+    locked = list(Hold.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    if len(locked) != len(ids):
+        raise errors.InvalidEntry("No such hold.", hold=min(set(ids) - {h.pk for h in locked}))
+    now = now or timezone.now()
+    if status == Hold.Status.CAPTURED:
+        for hold in locked:
+            if hold.status == Hold.Status.EXPIRED or (hold.status == Hold.Status.OPEN and hold.expires_at <= now):
+                raise errors.HoldExpired(hold=hold.pk)
+            if hold.status != Hold.Status.OPEN:
+                raise errors.HoldNotOpen(hold=hold.pk, status=hold.status)
+            taken = (captured_amounts or {}).get(hold.pk, 0)
+            if type(taken) is not int or not 0 <= taken <= hold.amount:
+                raise errors.CaptureExceedsHold(hold=hold.pk, held=hold.amount, requested=repr(taken))
+    still_open = [hold for hold in locked if hold.status == Hold.Status.OPEN]
+    accounts = lock_accounts({hold.account_id for hold in still_open} | set(lock_also))
+    for hold in still_open:
+        accounts[hold.account_id].on_hold -= hold.amount
+        taken = (captured_amounts or {}).get(hold.pk, 0) if status == Hold.Status.CAPTURED else 0
+        if taken:
+            _close(hold, Hold.Status.CAPTURED, captured_amount=taken)
+        else:
+            _close(hold, Hold.Status.VOIDED if status == Hold.Status.CAPTURED else status)
+    changed = {hold.account_id for hold in still_open}
+    Account.objects.bulk_update([accounts[pk] for pk in sorted(changed)], ["on_hold"])
+    return accounts

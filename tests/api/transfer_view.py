@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bank import services
-from bank.api.signing import SignedPostMixin
+from bank.http.signing import SignedPostMixin
 from bank.models import Party
 
 

@@ -1,10 +1,13 @@
-"""Fixtures of the ledger tests: a snapshot of what the ledger holds, to prove a refusal wrote nothing."""
+"""Fixtures of the ledger tests: a snapshot of what the ledger holds, to prove a refusal wrote nothing;
+a ledger of two sealed blocks and a real Celery worker (from tests/support)."""
 
 from contextlib import contextmanager
 
 import pytest
 
 from bank.models import Account, Hold, JournalEntry, Posting
+from tests.support.ledger import ledger  # noqa: F401  (two sealed blocks and one unsealed entry)
+from tests.support.worker import worker_queue  # noqa: F401  (a real Celery worker)
 
 
 def ledger_state() -> dict:

@@ -12,8 +12,8 @@ from django.db import connections, transaction
 from bank import errors
 from bank.models import Account, Posting
 from bank.services import EntryRequest, deferred_balances, lock_account_rows, post_locked
-from tests.bank.test_celery_worker import running_database_url
 from tests.factories import AccountFactory, funded_account
+from tests.support.worker import running_database_url
 
 
 def _pay_house(payer: Account, house: Account, amount: int, key: str, house_before_end: list | None = None) -> None:

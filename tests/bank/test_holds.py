@@ -1,6 +1,5 @@
 """Holds (two-phase transfers): available balance, capture whole or part, void, expiry."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -27,10 +26,10 @@ def hold(payer: Account, shop: Account, amount: int, **kwargs) -> Hold:
 
 
 def hold_expiring_now(payer: Account, shop: Account, amount: int) -> Hold:
-    """A hold whose expiry has just passed (holds may only be placed with a future expiry)."""
-    placed = hold(payer, shop, amount, expires_at=timezone.now() + timedelta(milliseconds=150))
-    time.sleep(0.2)
-    return placed
+    """A hold whose expiry has just passed: placed a minute ago, to expire 150 ms later
+    (holds may only be placed with an expiry after the time they are placed at)."""
+    placed_at = timezone.now() - timedelta(minutes=1)
+    return hold(payer, shop, amount, now=placed_at, expires_at=placed_at + timedelta(milliseconds=150))
 
 
 def test_hold_lowers_the_available_balance_not_the_posted_one(db):

@@ -8,8 +8,8 @@ from bank import services
 from bank.errors import BankError
 from bank.models import Account, JournalEntry, Posting
 from bank.services import EntryRequest
-from bank.verification import verify_ledger
 from tests.factories import AccountFactory, bank_source, funded_account
+from tests.support.ledger import post_big_batch_with_replays
 
 
 def refusal_code(call, **kwargs) -> str:
@@ -324,52 +324,6 @@ def test_post_entries_with_one_key_for_two_payloads_is_refused_whole(ledger_unch
     # when / then
     with ledger_unchanged():
         assert refusal_code(services.post_entries, requests=requests) == "idempotency_conflict"
-
-
-def post_big_batch_with_replays() -> None:
-    """A batch big enough for PostgreSQL's COPY path (bank.services.posting._COPY_FROM_POSTINGS):
-    100 transfers, one replay of a key posted before the batch, one key repeated in it.
-    Asserts what it wrote; shared with the outermost-transaction tests."""
-    payer = funded_account(1_000_000)
-    payees = [AccountFactory() for _ in range(5)]
-    earlier = services.post_entry(lines=[(payer, -7), (payees[0], 7)], kind="transfer", idempotency_key="big-0")
-    entries_before, postings_before = JournalEntry.objects.count(), Posting.objects.count()
-    requests = [
-        EntryRequest(
-            lines=[(payer, -(i + 1)), (payees[i % 5], i + 1)],
-            kind="transfer",
-            memo=f'batch "{i}" 한글\n',
-            reference="big" if i % 2 else "",
-            idempotency_key=f"big-{i + 1}" if i % 3 else None,
-        )
-        for i in range(100)
-    ]
-    requests.insert(10, EntryRequest(lines=[(payer, -7), (payees[0], 7)], kind="transfer", idempotency_key="big-0"))
-    requests.append(requests[20])  # its key again, in the same batch
-
-    entries = services.post_entries(requests=requests)
-
-    assert len(entries) == 102
-    assert entries[10].pk == earlier.pk
-    assert entries[-1].pk == entries[20].pk
-    fresh = entries[:10] + entries[11:-1]
-    assert [e.pk for e in fresh] == sorted(e.pk for e in fresh)
-    assert JournalEntry.objects.count() == entries_before + 100
-    assert Posting.objects.count() == postings_before + 200
-    for entry, request in zip(fresh, requests[:10] + requests[11:-1], strict=True):
-        stored = JournalEntry.objects.get(pk=entry.pk)
-        assert (stored.uid, stored.hash, stored.created_at, stored.memo) == (
-            entry.uid,
-            entry.hash,
-            entry.created_at,
-            request.memo,
-        )
-        assert list(stored.postings.order_by("pk").values_list("account_id", "amount")) == [
-            (account.pk, amount) for account, amount in request.lines
-        ]
-    assert balances(payer) == (1_000_000 - 7 - sum(range(1, 101)),)
-    assert sum(balances(*payees)) == 7 + sum(range(1, 101))
-    assert verify_ledger().ok
 
 
 def test_post_entries_writes_a_big_batch_with_replays_in_request_order(db):

@@ -1,6 +1,7 @@
-"""post_entries as the outermost transaction on PostgreSQL: it begins and commits its
-own, in two round trips (BEGIN with the lock, the write with COMMIT), and every
-refusal or database error rolls it back and leaves Django's connection usable.
+"""post_entries as the outermost transaction on PostgreSQL: its own atomic block
+begins and commits it, and every refusal or database error rolls it back and
+leaves Django's connection usable. Inside a caller's atomic block, as every
+request that moves money calls it, it is part of the caller's transaction.
 
 These tests commit for real (transaction=True): inside a test wrapped in a
 transaction post_entries runs in the caller's transaction instead.
@@ -19,8 +20,8 @@ from bank import errors, services
 from bank.models import Account, JournalEntry, Posting
 from bank.services import EntryRequest
 from bank.verification import verify_ledger
-from tests.bank.test_posting import post_big_batch_with_replays
 from tests.factories import AccountFactory, funded_account
+from tests.support.ledger import post_big_batch_with_replays
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -61,21 +62,41 @@ def round_trips(messages: list[tuple[str, str]]) -> int:
     return sum(1 for pair in zip(senders, senders[1:], strict=False) if pair == ("F", "B"))
 
 
-def test_transfer_commits_in_two_round_trips_and_leaves_the_connection_clean():
-    # given
+def test_transfer_commits_in_four_round_trips_and_leaves_the_connection_clean():
+    # given: a first transfer has prepared the statements on this connection
     wallet = funded_account(10_000)
     shop = AccountFactory()
+    services.post_entry(lines=[(wallet, -1), (shop, 1)], kind="payment", idempotency_key="own-1-first")
     # when
     entry, messages = traced(
         lambda: services.post_entry(lines=[(wallet, -1_000), (shop, 1_000)], kind="payment", idempotency_key="own-1")
     )
-    # then
-    assert round_trips(messages) == 2
+    # then: BEGIN, the lock (with the key's lookup), the write, COMMIT
+    assert round_trips(messages) == 4
     assert_connection_clean()
     assert JournalEntry.objects.get(idempotency_key="own-1").pk == entry.pk
-    assert (balance(wallet), balance(shop)) == (9_000, 1_000)
+    assert (balance(wallet), balance(shop)) == (8_999, 1_001)
     assert sorted(Posting.objects.filter(entry=entry).values_list("amount", flat=True)) == [-1_000, 1_000]
     assert verify_ledger().ok
+
+
+def test_inside_a_callers_atomic_block_a_transfer_is_a_savepoint_of_its_transaction():
+    # given: a first transfer has prepared the statements on this connection
+    wallet = funded_account(10_000)
+    shop = AccountFactory()
+    services.post_entry(lines=[(wallet, -1), (shop, 1)], kind="payment", idempotency_key="own-9-first")
+
+    # when: posted as the payment view posts, in its request's transaction
+    def in_callers_transaction():
+        with transaction.atomic():
+            return services.post_entry(lines=[(wallet, -1_000), (shop, 1_000)], kind="payment", idempotency_key="own-9")
+
+    entry, messages = traced(in_callers_transaction)
+    # then: BEGIN, SAVEPOINT, the lock, the write, RELEASE SAVEPOINT, COMMIT
+    assert round_trips(messages) == 6
+    assert_connection_clean()
+    assert JournalEntry.objects.get(idempotency_key="own-9").pk == entry.pk
+    assert (balance(wallet), balance(shop)) == (8_999, 1_001)
 
 
 def test_retry_of_a_committed_key_returns_the_first_entry_and_writes_nothing():

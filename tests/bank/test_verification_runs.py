@@ -15,10 +15,10 @@ from bank.errors import BankError
 from bank.models import AuditEvent, JournalEntry, VerificationRun
 from bank.services import EntryRequest
 from config import celery_app
-from tests.bank.test_celery_worker import wait_for, worker_queue  # noqa: F401  (the real-worker fixture)
-from tests.bank.test_verify_ledger import ledger, raw_sql  # noqa: F401  (two sealed blocks and one unsealed entry)
 from tests.factories import AccountFactory, funded_account
 from tests.factories.voucher import UserFactory
+from tests.support.ledger import ledger, raw_sql  # noqa: F401  (two sealed blocks and one unsealed entry)
+from tests.support.worker import wait_for, worker_queue  # noqa: F401  (the real-worker fixture)
 
 
 def auditor_with(*codenames: str, username: str = "officer"):

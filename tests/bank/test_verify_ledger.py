@@ -2,52 +2,14 @@
 entry, block or account that does not check out when someone edits the tables behind its back."""
 
 import io
-from contextlib import contextmanager
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
-from bank import services
 from bank.models import Block, JournalEntry
 from bank.verification import verify_ledger
-from tests.factories import AccountFactory, funded_account
-
-
-@pytest.fixture
-def ledger(validators) -> dict:
-    """Two sealed blocks and one entry not sealed yet, between two customers."""
-    payer, payee = funded_account(100_000), AccountFactory()
-
-    def transfer(amount):
-        return services.post_entry(lines=[(payer, -amount), (payee, amount)], kind="transfer")
-
-    first = [transfer(100), transfer(200)]
-    services.seal_pending_entries()
-    second = [transfer(300), transfer(400)]
-    services.seal_pending_entries()
-    unsealed = transfer(500)
-    return {"payer": payer, "payee": payee, "first": first, "second": second, "unsealed": unsealed}
-
-
-@contextmanager
-def raw_sql():
-    """A cursor that may edit the ledger's tables. PostgreSQL's append-only triggers are
-    switched off for this session while it is open (the test user is a superuser)."""
-    on_postgres = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        if on_postgres:
-            # The test's entries are not committed (the test runs in a transaction), so their
-            # deferred sum-to-zero checks are still queued and would judge the tampered rows.
-            # Run them now, on the rows as posted, as the commit would have.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-            cursor.execute("SET session_replication_role = replica")
-        try:
-            yield cursor
-        finally:
-            if on_postgres:
-                cursor.execute("SET session_replication_role = DEFAULT")
+from tests.factories import AccountFactory
+from tests.support.ledger import raw_sql
 
 
 def first_failure():

@@ -8,8 +8,7 @@ from bank.models import AuditEvent
 from bank.roles import grant_role
 from tests.factories.api import citizen_app
 from tests.factories.voucher import merchant, staff, wallet_with_tokens
-from tests.voucher.test_customer_view import teller
-from tests.voucher.test_fraud_flags import pay_many, reviewer, run_rules
+from tests.voucher.admin_support import pay_many, reviewer, run_rules, teller
 from voucher.models import FraudFlag, Wallet
 
 

@@ -60,7 +60,7 @@ def test_the_answer_to_a_payment_is_what_reading_it_back_shows(db):
 @pytest.mark.postgres
 def test_a_signed_payment_makes_six_statements_besides_the_ledgers_own(db):
     """Pinned: the hot path's round trips (docs/BENCHMARKS.md). The posting service's
-    two statements run on the connection directly and are not in Django's log."""
+    two statements go through bank.prepared, so they are in Django's log too."""
     app, shop = citizen_app(10_000), merchant()
     app.post(PAY, {"merchant": shop.pk, "amount": 1_000})  # the first request prepares the statements
     with CaptureQueriesContext(connection) as queries:
@@ -68,8 +68,9 @@ def test_a_signed_payment_makes_six_statements_besides_the_ledgers_own(db):
     assert response.status_code == 201
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     # the token with its user, wallet and signing key; the replay check with the nonce;
-    # the wallet lock; the payment's reads and account locks; its rows; the stored answer
-    assert len(statements) == 6, statements
+    # the wallet lock; the payment's reads and account locks; its rows; the stored answer;
+    # and the ledger's own two: its account locks with the key's lookup, and its write
+    assert len(statements) == 6 + 2, statements
 
 
 @pytest.mark.parametrize("credentials", ["Token not-a-token", "Token", "Token a b", "deactivated"])

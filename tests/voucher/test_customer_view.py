@@ -7,7 +7,6 @@ import re
 
 import coincurve
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from bank import identity
@@ -17,16 +16,11 @@ from bank.models import AuditEvent, DeviceKey, EnrollmentCode
 from bank.roles import grant_role
 from tests.factories.api import citizen_app, merchant_app
 from tests.factories.voucher import UserFactory, grant_lot, merchant
+from tests.voucher.admin_support import teller
 from voucher import services
 from voucher.models import Wallet
 
 PAY = "/api/v1/wallet/payments/"
-
-
-def teller(*codenames, username="teller"):
-    user = UserFactory(username=username, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="voucher", codename__in=codenames))
-    return type(user).objects.get(pk=user.pk)
 
 
 @pytest.fixture

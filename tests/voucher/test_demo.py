@@ -11,7 +11,7 @@ from bank.services import seal_pending_entries
 from tests.voucher.support import assert_ledger_ok
 from voucher.demo import CITIZEN_PASSWORD, MERCHANT_PASSWORD, load_voucher_demo
 from voucher.models import Benefit, Lot, Merchant, MerchantMember, Payment, ProgramRule, VoucherProgram, Wallet
-from voucher.portal.selectors import daily_sales
+from voucher.selectors import daily_sales
 
 
 def _counts():

@@ -2,7 +2,6 @@
 not on data just under the threshold; a rerun adds no duplicate; staff review
 (dismiss or freeze) is audited and the freeze holds."""
 
-import itertools
 from datetime import timedelta
 
 import coincurve
@@ -15,35 +14,10 @@ from bank import services as bank_services
 from bank.errors import BankError
 from bank.models import AuditEvent
 from tests.factories.voucher import UserFactory, citizen, merchant, wallet_with_tokens
-from voucher import services, tasks
+from tests.voucher.admin_support import pay_many, reviewer, run_rules
+from voucher import services
 from voucher.clock import seoul_today
 from voucher.models import FraudFlag, Merchant, Payment, Wallet
-
-_keys = itertools.count(1)
-
-
-def run_rules():
-    """The nightly task, over the window ending today (so this test's payments count)."""
-    tasks.flag_fraud_patterns.delay(seoul_today().isoformat()).get()
-    return list(FraudFlag.objects.order_by("pk"))
-
-
-def pay_many(wallet, shop, amounts):
-    return [
-        services.pay(wallet=wallet, merchant=shop, amount=amount, idempotency_key=f"p-{next(_keys)}")
-        for amount in amounts
-    ]
-
-
-def reviewer(username="investigator"):
-    user = UserFactory(username=username, is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="voucher", codename__in=["view_fraudflag", "review_fraudflag"]
-        )
-    )
-    return type(user).objects.get(pk=user.pk)
-
 
 # --- rule 1: repeated round sums ---------------------------------------------------------------
 

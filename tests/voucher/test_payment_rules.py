@@ -190,7 +190,7 @@ def test_the_checks_run_in_one_order_with_or_without_cashback(cashback, arrange,
 def test_an_unknown_merchant_or_wallet_is_refused_first(cashback):
     wallet = wallet_with_tokens(10_000)
     _pause()
-    with pytest.raises(Merchant.DoesNotExist):
+    with pytest.raises(errors.MerchantNotFound):
         services.pay(wallet=wallet, merchant=Merchant(pk=10**9), amount=1_000, idempotency_key="p")
     wallet.pk = 10**9
     with pytest.raises(errors.InvalidRequest) as refused:

@@ -148,7 +148,7 @@ def test_paying_a_merchant_that_does_not_exist_is_refused_before_anything_else(d
     services.pay(wallet=wallet, merchant=shop, amount=1_000, idempotency_key="p")
     before = ledger_size()
     # when the merchant named by id does not exist
-    with pytest.raises(Merchant.DoesNotExist):
+    with pytest.raises(errors.MerchantNotFound):
         services.pay(wallet=wallet, merchant=Merchant(pk=shop.pk + 1000), amount=1_000, idempotency_key="p")
     # then nothing was written
     assert ledger_size() == before and Payment.objects.count() == 1

@@ -11,7 +11,7 @@ from tests.voucher.portal_support import make_shop
 from voucher import services
 from voucher.clock import seoul_today
 from voucher.models import Payment
-from voucher.portal.selectors import daily_sales
+from voucher.selectors import daily_sales
 
 
 def _backdate(payment: Payment, days: int) -> None:

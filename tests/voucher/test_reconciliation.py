@@ -10,12 +10,12 @@ from django.db.models import Sum
 from django.urls import reverse
 
 from bank.models import Account
-from tests.bank.test_verify_ledger import raw_sql
 from tests.factories.voucher import UserFactory, grant_lot, wallet_with_tokens
+from tests.support.ledger import raw_sql
 from voucher.clock import seoul_today
 from voucher.demo import load_voucher_demo
 from voucher.models import Lot
-from voucher.selectors_reconciliation import reconciliation
+from voucher.selectors.reconciliation import reconciliation
 from voucher.services.common import RESERVE_CODE
 
 URL = reverse("admin:voucher_reconciliation_changelist")

@@ -16,8 +16,8 @@ from django.conf import settings as django_settings
 from django.db.models import Count, Sum
 
 from config import celery_app
-from tests.bank.test_celery_worker import running_database_url, wait_for
 from tests.factories.voucher import merchant
+from tests.support.worker import running_database_url, wait_for
 from tests.voucher.settlement_support import sale, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, natural
 from voucher import tasks

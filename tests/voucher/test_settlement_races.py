@@ -13,8 +13,8 @@ from django.db import connections
 from django.db.models import Sum
 
 from bank.roles import grant_role
-from tests.bank.test_celery_worker import running_database_url
 from tests.factories.voucher import merchant, staff, wallet_with_tokens
+from tests.support.worker import running_database_url
 from tests.voucher.settlement_support import refund_times_settled, sale, times_settled, yesterday
 from tests.voucher.support import assert_ledger_ok, natural, race
 from voucher import services

@@ -10,8 +10,8 @@ import hashlib
 from django.db import connection
 from rest_framework.permissions import BasePermission
 
-from bank.api.authentication import ApiTokenAuthentication, token_by_digest
-from bank.api.signing import DEVICE_HEADER, SignedPostMixin
+from bank.http.authentication import ApiTokenAuthentication, token_by_digest
+from bank.http.signing import DEVICE_HEADER, SignedPostMixin
 from voucher import selectors
 from voucher.models import MerchantMember, Wallet
 from voucher.services.common import MAX_KEY_LENGTH

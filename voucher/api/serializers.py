@@ -224,6 +224,9 @@ class WalletSerializer(serializers.Serializer):
     status = serializers.CharField()
     kyc_tier = serializers.ChoiceField(choices=KycTier.choices)
     balance = serializers.IntegerField()
+    held = serializers.IntegerField(
+        help_text="Part of the balance reserved by open holds (a pass bought, not yet used): not spendable."
+    )
     max_balance = serializers.IntegerField(help_text="Most the wallet may hold at its KYC tier.")
     lots = LotSerializer(many=True)
     spendable = SpendableSerializer(allow_null=True, help_text="Only with ?merchant=.")

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from bank.errors import BankError
+from bank.http.render import error_message, page_status
 from voucher import selectors, services
 from voucher.portal.access import is_owner, member_required
 from voucher.portal.forms import InstantSettlementForm, one_time_key
@@ -50,7 +51,7 @@ def settlement_statement(request, line_id: int):
 def instant_settlement(request):
     """Settle what the merchant holds now. Clerks get 403 (access.member_required)."""
     merchant = request.member.merchant
-    estimate = services.estimate_next_settlement(merchant)
+    estimate = selectors.estimate_next_settlement(merchant)
     if request.method != "POST":
         form = InstantSettlementForm(initial={"key": one_time_key()})
         return render(request, "portal/instant_settlement.html", {"form": form, "estimate": estimate})
@@ -62,8 +63,8 @@ def instant_settlement(request):
                 merchant=merchant, acting_user=request.user, idempotency_key=form.cleaned_data["key"]
             )
         except BankError as error:
-            form.add_error(None, f"{error} ({error.code})")
-            status = 409
+            form.add_error(None, error_message(error))
+            status = page_status(error)
         else:
             if line.status == line.Status.PAID:
                 messages.success(request, _("Settled: %(net)s paid to your account.") % {"net": won(line.net)})

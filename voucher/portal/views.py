@@ -2,7 +2,8 @@
 and the merchant's settlement account. Settlements are in settlement_views.
 
 A view parses input with a form, calls one service or selector, and renders.
-A service's typed error is shown on the page with its code; nothing is written.
+A service's typed error is shown on the page with its code and a status from its own
+(bank.http.render); nothing is written.
 """
 
 import io
@@ -20,9 +21,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bank.errors import BankError
-from voucher import services
+from bank.http.render import error_message, error_response, page_status
+from voucher import selectors, services
 from voucher.clock import seoul_today
-from voucher.portal import charts, selectors
+from voucher.portal import charts
 from voucher.portal.access import is_owner, member_of, member_required
 from voucher.portal.forms import (
     PaymentFilterForm,
@@ -34,10 +36,6 @@ from voucher.portal.forms import (
 from voucher.portal.money import won
 
 PAGE_SIZE = 25
-
-
-def error_text(error: BankError) -> str:
-    return f"{error} ({error.code})"
 
 
 def login_view(request):
@@ -89,7 +87,7 @@ def dashboard(request):
         "today": today,
         "sales_today": sales[-1],
         "refunds_today": selectors.refunds_on(merchant, today),
-        "estimate": services.estimate_next_settlement(merchant),
+        "estimate": selectors.estimate_next_settlement(merchant),
         "chart": chart,
         "chart_total": sum(s.total for s in sales),
         "chart_count": sum(s.count for s in sales),
@@ -142,8 +140,7 @@ def refund(request, payment_id: int):
     try:
         services.refund_payment(payment=payment, amount=amount, idempotency_key=key, acting_user=request.user)
     except BankError as error:
-        form.add_error(None, error_text(error))
-        return render(request, "portal/refund.html", {"payment": payment, "form": form}, status=409)
+        return error_response(request, "portal/refund.html", {"payment": payment, "form": form}, error)
     messages.success(request, _("Refunded %(amount)s.") % {"amount": won(amount)})
     return redirect("portal:payment-detail", payment_id=payment.pk)
 
@@ -159,8 +156,8 @@ def payment_requests(request):
                 member=request.member, amount=form.cleaned_data["amount"], reference=form.cleaned_data["reference"]
             )
         except BankError as error:
-            form.add_error(None, error_text(error))
-            status = 400
+            form.add_error(None, error_message(error))
+            status = page_status(error)
         else:
             return redirect("portal:qr-detail", request_id=made.pk)
     elif request.method == "POST":
@@ -207,8 +204,8 @@ def account(request):
                     actor=request.user, merchant=merchant, account=form.cleaned_data["account"]
                 )
             except BankError as error:
-                form.add_error(None, error_text(error))
-                status = 400
+                form.add_error(None, error_message(error))
+                status = page_status(error)
             else:
                 messages.success(request, _("The settlement account was changed."))
                 return redirect("portal:account")

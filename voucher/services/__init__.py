@@ -14,6 +14,7 @@ from voucher.services.kyc import set_kyc_tier
 from voucher.services.merchants import (
     add_merchant_member,
     change_settlement_account,
+    get_merchant,
     onboard_merchant,
     set_merchant_status,
 )
@@ -39,6 +40,7 @@ from voucher.services.refunds import refund_payment
 from voucher.services.settlement import estimate_next_settlement, settle_day, settle_merchant_now
 from voucher.services.topups import redeem, top_up
 from voucher.services.transfers import transfer
+from voucher.services.wallet_holds import authorize_hold, capture_hold, expire_wallet_holds, void_hold
 from voucher.services.wallets import open_wallet, set_wallet_status
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "create_payment_request",
     "create_portal_payment_request",
     "approve_program",
+    "authorize_hold",
+    "capture_hold",
     "close_program",
     "court_holding_account",
     "issue_by_staff",
@@ -61,8 +65,10 @@ __all__ = [
     "estimate_next_settlement",
     "dismiss_fraud_flag",
     "expire_lots",
+    "expire_wallet_holds",
     "flag_fraud_patterns",
     "freeze_fraud_flag_subject",
+    "get_merchant",
     "issue_voucher",
     "onboard_merchant",
     "open_wallet",
@@ -81,4 +87,5 @@ __all__ = [
     "top_up",
     "transfer",
     "update_program",
+    "void_hold",
 ]

@@ -1,5 +1,6 @@
-"""Benefits under a program: which dated rule applies, how much of a person's
-monthly cap and the program's budget is left, and recording what was issued.
+"""Benefits under a program: how much a top-up or payment earns within the
+program's budget and the person's caps, and recording what was issued (which dated
+rule applies and how much of the caps is used: voucher.rules.benefits).
 
 Callers hold the program's row lock (and the wallet's): that is what keeps
 the budget and every person's cap from being overrun by concurrent requests.
@@ -8,45 +9,12 @@ the budget and every person's cap from being overrun by concurrent requests.
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Sum
-
 from bank.models import JournalEntry
 from voucher.clock import month_start
 from voucher.models import BASIS_POINTS, Benefit, Lot, Merchant, Payment, ProgramRule, VoucherProgram, Wallet
+from voucher.rules.benefits import Usage, person_room, rule_on, usage
 
-
-def rule_on(program: VoucherProgram, day: date) -> ProgramRule | None:
-    """The rule in force on `day`: the latest one that started on or before it."""
-    return (
-        ProgramRule.objects.filter(program=program, effective_from__lte=day)
-        .order_by("-effective_from")
-        .prefetch_related("tiers")
-        .first()
-    )
-
-
-@dataclass(frozen=True)
-class Usage:
-    month_amount: int  # benefit won this month
-    month_base: int  # top-up or spending won that earned a bonus this month
-    total_amount: int  # benefit won ever
-
-
-def usage(program: VoucherProgram, wallet: Wallet, day: date) -> Usage:
-    rows = Benefit.objects.filter(program=program, wallet=wallet)
-    month = rows.filter(month=month_start(day)).aggregate(amount=Sum("amount"), base=Sum("base_amount"))
-    total = rows.aggregate(amount=Sum("amount"))["amount"] if program.per_person_total_cap is not None else 0
-    return Usage(month_amount=month["amount"] or 0, month_base=month["base"] or 0, total_amount=total or 0)
-
-
-def person_room(program: VoucherProgram, used: Usage) -> int | None:
-    """Benefit won the person may still get, or None when the program has no per-person cap."""
-    rooms = []
-    if program.per_person_monthly_cap is not None:
-        rooms.append(program.per_person_monthly_cap - used.month_amount)
-    if program.per_person_total_cap is not None:
-        rooms.append(program.per_person_total_cap - used.total_amount)
-    return max(0, min(rooms)) if rooms else None
+__all__ = ["Bonus", "Usage", "bonus_for", "person_room", "record_benefit", "rule_on", "usage"]
 
 
 @dataclass(frozen=True)

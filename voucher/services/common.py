@@ -8,9 +8,11 @@ bank lock_accounts call (by account id). An account created in the same
 transaction may join later: no one else can see it, so it never waits.
 
 Settlement relies on one more rule: a Payment, Refund or MerchantPayment row is
-inserted only after the merchant's token account is locked (post_entry does it,
-and the row is written after the entry), so under that lock the merchant's rows
-are exactly those with ids above its last settled range (voucher.services.settlement).
+inserted only after the merchant's token account is locked, so under that lock
+the merchant's rows are exactly those with ids above its last settled range
+(voucher.services.settlement). voucher.services.merchant_lock checks it: lock
+ledger accounts with its lock_ledger_accounts, and call require_merchant_locked
+before inserting such a row.
 
 A row we insert also takes a share lock on every account its foreign keys
 name (PostgreSQL's FK check), so a new lot's funder account is locked with
@@ -28,10 +30,8 @@ from bank.models import MAX_AMOUNT, Account, Party
 from bank.services import open_account, open_party
 from voucher import errors
 from voucher.models import Lot, Merchant, VoucherProgram, Wallet
+from voucher.rules.accounts import BANK_PARTY_REF, ISSUANCE_CODE, RESERVE_CODE
 
-RESERVE_CODE = "voucher:reserve:KRW"
-ISSUANCE_CODE = "voucher:issuance:BKRW"
-BANK_PARTY_REF = "consortium:bank"
 MAX_KEY_LENGTH = 64  # our keys are namespaced into the ledger's 100-character idempotency key
 
 

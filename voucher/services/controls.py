@@ -22,7 +22,7 @@ from voucher import errors
 from voucher.models import Benefit, Lot, Merchant, VoucherProgram, Wallet
 from voucher.services.common import BANK_PARTY_REF, check_amount, check_key, lock_wallets
 from voucher.services.issuance import issue_voucher
-from voucher.services.merchants import set_merchant_status
+from voucher.services.merchants import get_merchant, set_merchant_status
 from voucher.services.wallets import set_wallet_status
 
 COURT_HOLDING_CODE = "voucher:court-holding:BKRW"
@@ -53,7 +53,7 @@ def _unfreeze_wallet(request: ApprovalRequest, actor) -> dict:
 
 
 def _unfreeze_merchant(request: ApprovalRequest, actor) -> dict:
-    merchant = Merchant.objects.get(pk=int(request.target_id))
+    merchant = get_merchant(int(request.target_id))
     set_merchant_status(
         actor=actor, merchant=merchant, status=Merchant.Status.ACTIVE, reason=request.reason, approval=request
     )

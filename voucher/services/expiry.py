@@ -16,6 +16,7 @@ from bank.services import EntryRequest, lock_accounts, post_entries
 from voucher.clock import seoul_today
 from voucher.models import Lot
 from voucher.services.common import Lines, ledger_key, token_accounts
+from voucher.services.wallet_holds import expire_wallet_holds
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class ExpiryResult:
 def expire_lots(*, now: datetime | None = None, batch_size: int = 200) -> ExpiryResult:
     """Sweep every active lot whose last valid (Seoul) day is before `now`'s."""
     now = now or timezone.now()
+    # A hold never outlasts a lot it reserves (wallet_holds), so every hold on
+    # these lots is past its expiry: released first, or the sweep of a held
+    # lot's whole balance would be refused for the part on hold.
+    expire_wallet_holds(now=now)
     day = seoul_today(now)
     lots_done = amount_done = 0
     while True:

@@ -35,7 +35,7 @@ from bank.services.controls import require_role
 from voucher import errors
 from voucher.clock import day_bounds, seoul_today
 from voucher.models import FraudFlag, Merchant, Payment, Refund, Wallet
-from voucher.services.merchants import set_merchant_status
+from voucher.services.merchants import get_merchant, set_merchant_status
 from voucher.services.wallets import set_wallet_status
 
 REVIEW_PERMISSION = "voucher.review_fraudflag"
@@ -296,7 +296,7 @@ def _review(*, actor, flag: FraudFlag, reason: str, status: str) -> FraudFlag:
             for wallet in Wallet.objects.filter(pk__in=wallet_ids).order_by("pk"):
                 set_wallet_status(actor=actor, wallet=wallet, status=Wallet.Status.FROZEN, reason=reason)
             if flag.merchant_id:
-                merchant = Merchant.objects.get(pk=flag.merchant_id)
+                merchant = get_merchant(flag.merchant_id)
                 set_merchant_status(actor=actor, merchant=merchant, status=Merchant.Status.FROZEN, reason=reason)
             frozen = {"wallets": wallet_ids, "merchant": flag.merchant_id}
         flag.status = status

@@ -1,13 +1,17 @@
-"""Lots: finding or opening the lot a credit goes to, and choosing which lots a
-debit spends. Every function here runs under its wallet's row lock."""
+"""Lots: finding or opening the lot a credit goes to, and taking a debit from the
+lots chosen (which lots and in which order: voucher.rules.lots). Every function
+here runs under its wallet's row lock."""
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
 from bank.models import Account
 from bank.services import open_account
-from voucher.models import Lot, Merchant, VoucherProgram, Wallet
+from voucher.models import Lot, VoucherProgram, Wallet
+from voucher.rules.lots import eligible_at, live_lots, spend_order
+
+__all__ = ["allocate", "eligible_at", "find_lot", "is_transferable", "live_lots", "lot_for", "spend_order"]
 
 
 def find_lot(*, wallet: Wallet, program: VoucherProgram | None, expires_on: date) -> Lot | None:
@@ -41,26 +45,6 @@ def lot_for(*, wallet: Wallet, program: VoucherProgram | None, expires_on: date)
     return Lot.objects.create(
         wallet=wallet, program=program, expires_on=expires_on, account=account, funder_account_id=funder
     )
-
-
-def spend_order(lot: Lot) -> tuple:
-    """Soonest-expiring first; on the same day purpose-bound money before
-    paid-in money, since it is the narrower of the two."""
-    return (lot.expires_on, lot.program_id is None, lot.pk)
-
-
-def live_lots(wallet: Wallet, day: date, accept: Callable[[Lot], bool]) -> list[Lot]:
-    """The wallet's unexpired lots with a balance that `accept` lets us use, in spend order."""
-    lots = (
-        Lot.objects.select_related("account", "program")
-        .filter(wallet=wallet, status=Lot.Status.ACTIVE, expires_on__gte=day, account__balance__gt=0)
-        .order_by("expires_on", "pk")
-    )
-    return sorted((lot for lot in lots if accept(lot)), key=spend_order)
-
-
-def eligible_at(merchant: Merchant) -> Callable[[Lot], bool]:
-    return lambda lot: lot.program is None or lot.program.is_eligible_at(merchant)
 
 
 def is_transferable(lot: Lot) -> bool:

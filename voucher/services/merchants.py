@@ -14,6 +14,18 @@ from voucher.services.common import lock_merchant, require_staff
 _BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
 
 
+def get_merchant(pk) -> Merchant:
+    """The merchant with this id, unlocked (lock_merchant locks it). A service
+    never lets Merchant.DoesNotExist out: an unknown or malformed id is
+    MerchantNotFound, a 404 with its code."""
+    if type(pk) is not int:  # a bool is an int in Python, and a text id is the caller's to parse
+        raise errors.MerchantNotFound(merchant=repr(pk))
+    merchant = Merchant.objects.filter(pk=pk).first()
+    if merchant is None:
+        raise errors.MerchantNotFound(merchant=pk)
+    return merchant
+
+
 def normalize_brn(number: str) -> str:
     """A Korean business registration number as 123-45-67890, its check digit verified."""
     digits = re.sub(r"[\s-]", "", number) if isinstance(number, str) else ""

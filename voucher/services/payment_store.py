@@ -40,6 +40,7 @@ from bank.services import payments_paused, record_audit
 from voucher.clock import day_bounds
 from voucher.limits import DEFAULT_LIMITS, Limits, limits_on
 from voucher.models import Lot, Merchant, Payment, PaymentLot, VoucherProgram, Wallet
+from voucher.services.merchant_lock import note_accounts_locked, require_merchant_locked
 
 PAYMENT_AUDIT_ACTION = "payment.create"
 
@@ -98,6 +99,35 @@ def insert_payment(
             acting_user,
             audit_after,
         )
+    return _insert_generic(
+        wallet,
+        merchant,
+        amount,
+        reference,
+        idempotency_key,
+        entry,
+        taken,
+        cashback_amount,
+        cashback_lot,
+        acting_user,
+        audit_after,
+    )
+
+
+def _insert_generic(
+    wallet,
+    merchant,
+    amount,
+    reference,
+    idempotency_key,
+    entry,
+    taken,
+    cashback_amount,
+    cashback_lot,
+    acting_user,
+    audit_after,
+) -> Payment:
+    require_merchant_locked([merchant.token_account_id])
     payment = Payment.objects.create(
         wallet=wallet,
         merchant=merchant,
@@ -263,16 +293,20 @@ def _read_postgresql(wallet_id, merchant_id, idempotency_key, day) -> PaymentSna
     head = rows[0][:_HEAD_WIDTH]
     limits_at = 5 + len(_MERCHANT)
     lots, balances = _lots(rows)
+    merchant = _MERCHANT.build(head[5:limits_at]) if merchant_found else None
+    locked = earlier_id is None and not cashback and merchant_found
+    if locked:  # statement 2 locked the lots' accounts and the merchant's token account
+        note_accounts_locked([*balances, merchant.token_account_id])
     return PaymentSnapshot(
         wallet=_WALLET.build(wallet_rows[0]) if wallet_rows else None,
-        merchant=_MERCHANT.build(head[5:limits_at]) if merchant_found else None,
+        merchant=merchant,
         earlier_id=earlier_id,
         paused=paused,
         cashback_active=cashback,
         spent_today=spent,
         limits=Limits(*head[limits_at + 1 :]) if head[limits_at] else DEFAULT_LIMITS,
         lots=lots,
-        balances=balances if earlier_id is None and not cashback and merchant_found else None,
+        balances=balances if locked else None,
     )
 
 
@@ -309,6 +343,7 @@ def _insert_postgresql(
 ) -> Payment:
     """The returned Payment has its merchant, entry, lots and (no) refunds in
     memory, as the API renders them."""
+    require_merchant_locked([merchant.token_account_id])
     created_at = timezone.now()
     rows = fetch(
         _INSERT_SQL,

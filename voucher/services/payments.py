@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from bank import errors as bank_errors
 from bank.models import Account, JournalEntry
-from bank.services import check_not_paused, lock_accounts, post_entry
+from bank.services import check_not_paused, post_entry
 from voucher import errors
 from voucher.clock import seoul_today
 from voucher.limits import Limits
@@ -32,6 +32,8 @@ from voucher.services.common import (
     token_accounts,
 )
 from voucher.services.lots import allocate, eligible_at, find_lot, lot_for, spend_order
+from voucher.services.merchant_lock import lock_ledger_accounts, require_merchant_locked
+from voucher.services.merchants import get_merchant
 from voucher.services.payment_store import PaymentSnapshot, insert_payment, read_payment
 
 
@@ -56,7 +58,7 @@ def pay(
 
     Only `merchant.pk` is used (the row is read again inside), so a caller
     holding just an id may pass Merchant(pk=id); a merchant that does not exist
-    raises Merchant.DoesNotExist before any other check.
+    is refused with merchant_not_found (404) before any other check.
     """
     check_amount(amount)
     check_key(idempotency_key)
@@ -70,7 +72,9 @@ def pay(
     with nullcontext() if connection.in_atomic_block else transaction.atomic():
         day = seoul_today()
         snapshot = read_payment(wallet_id=wallet.pk, merchant_id=merchant.pk, idempotency_key=idempotency_key, day=day)
-        earlier = _check(snapshot, amount=amount, reference=reference, idempotency_key=idempotency_key)
+        earlier = _check(
+            snapshot, merchant_id=merchant.pk, amount=amount, reference=reference, idempotency_key=idempotency_key
+        )
         if earlier is not None:
             return earlier
         return _post_payment(
@@ -83,13 +87,15 @@ def pay(
         )
 
 
-def _check(snapshot: PaymentSnapshot, *, amount: int, reference: str, idempotency_key: str) -> Payment | None:
+def _check(
+    snapshot: PaymentSnapshot, *, merchant_id: int, amount: int, reference: str, idempotency_key: str
+) -> Payment | None:
     """Every rule of a payment but the eligible balance (which needs the accounts'
     locks: take_from_lots), in this order; returns the earlier payment of a replay."""
     if snapshot.wallet is None:
         raise errors.InvalidRequest("No such wallet.", field="wallet")
     if snapshot.merchant is None:
-        raise Merchant.DoesNotExist("Merchant matching query does not exist.")
+        raise errors.MerchantNotFound(merchant=merchant_id)
     if snapshot.earlier_id is not None:
         earlier = Payment.objects.get(pk=snapshot.earlier_id)
         if (earlier.merchant_id, earlier.amount, earlier.reference) != (snapshot.merchant.pk, amount, reference):
@@ -136,7 +142,7 @@ def _post_payment(
                 }
                 ids += [tokens.reserve.pk, tokens.issuance.pk] + [p.funder_account_id for p in programs]
                 ids += [lot.account_id for lot in cashback_lots.values() if lot]
-            accounts = lock_accounts(ids)
+            accounts = lock_ledger_accounts(ids)
             balances = {lot.account_id: accounts[lot.account_id].available for lot in lots}
         taken, lines = take_from_lots(lots, balances, amount, merchant)
         cashback = cashback_lot = None
@@ -266,10 +272,10 @@ def pay_merchant(
                 raise bank_errors.IdempotencyConflict(idempotency_key=idempotency_key, merchant_payment=earlier.pk)
             return earlier
         check_not_paused()
-        payee = Merchant.objects.get(pk=payee.pk)
+        payee = get_merchant(payee.pk)
         check_merchant_active(payer)
         check_merchant_active(payee)
-        accounts = lock_accounts([payer.token_account_id, payee.token_account_id])
+        accounts = lock_ledger_accounts([payer.token_account_id, payee.token_account_id])
         held = accounts[payer.token_account_id].available
         if held < amount:
             raise errors.InsufficientEligibleBalance(available=held, requested=amount)
@@ -282,6 +288,7 @@ def pay_merchant(
             )
         except bank_errors.AccountFrozen as error:
             raise errors.MerchantFrozen(account=error.details.get("account"))
+        require_merchant_locked([payer.token_account_id, payee.token_account_id])
         return MerchantPayment.objects.create(
             payer=payer, payee=payee, amount=amount, reference=reference, idempotency_key=idempotency_key, entry=entry
         )

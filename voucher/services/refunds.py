@@ -9,10 +9,10 @@ funder. Cashback the payment earned is clawed back in proportion.
 from django.db import transaction
 
 from bank import errors as bank_errors
-from bank.services import lock_accounts, post_entry, record_audit
+from bank.services import post_entry, record_audit
 from voucher import errors
 from voucher.clock import seoul_today
-from voucher.models import Lot, Merchant, Payment, Refund
+from voucher.models import Lot, Payment, Refund
 from voucher.services.common import (
     Lines,
     check_acting_user,
@@ -24,6 +24,8 @@ from voucher.services.common import (
     lock_wallets,
     token_accounts,
 )
+from voucher.services.merchant_lock import lock_ledger_accounts, require_merchant_locked
+from voucher.services.merchants import get_merchant
 
 
 def refund_payment(*, payment: Payment, amount: int, idempotency_key: str, acting_user=None) -> Refund:
@@ -44,7 +46,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str, actin
         if amount > payment.refundable:
             raise errors.RefundExceedsPayment(refundable=payment.refundable, requested=amount)
         lock_wallets(payment.wallet)
-        merchant = Merchant.objects.get(pk=payment.merchant_id)
+        merchant = get_merchant(payment.merchant_id)
         check_merchant_active(merchant)
         spent = list(payment.lots.order_by("-spend_order"))
         lots = lock_lots([row.lot_id for row in spent] + ([payment.cashback_lot_id] if payment.cashback_lot_id else []))
@@ -66,7 +68,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str, actin
         ids += [lot.account_id for lot in touched] + [lot.funder_account_id for lot in touched]
         if cashback_lot:
             ids += [cashback_lot.account_id, cashback_lot.funder_account_id]
-        accounts = lock_accounts(ids)
+        accounts = lock_ledger_accounts(ids)
 
         lines = Lines()
         to_funder, refilled = 0, []
@@ -103,6 +105,7 @@ def refund_payment(*, payment: Payment, amount: int, idempotency_key: str, actin
         payment.refunded_amount += amount
         payment.cashback_clawed_back += clawed
         payment.save(update_fields=["refunded_amount", "cashback_clawed_back"])
+        require_merchant_locked([merchant.token_account_id])
         refund = Refund.objects.create(
             payment=payment,
             amount=amount,

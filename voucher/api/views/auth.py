@@ -1,6 +1,7 @@
 """Logging in from the app: username and password for an API token, and logging out."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -12,11 +13,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bank import services as bank_services
-from bank.api.authentication import live_tokens_of
-from bank.api.errors import error_responses
+from bank.http.authentication import live_tokens_of
+from bank.http.errors import error_responses
 from bank.models import ApiToken
 from voucher.api.pagination import StrictLimitOffsetPagination
+from voucher.api.serializers import TextField
 from voucher.models import MerchantMember, Wallet
+
+
+class LoginSerializer(AuthTokenSerializer):
+    """Django's login check, with the schema stating what a username and password may
+    hold: printable text (a NUL or a control character is always refused)."""
+
+    username = TextField(label=_("Username"), max_length=150, write_only=True)
+    password = TextField(
+        label=_("Password"), max_length=1024, style={"input_type": "password"}, trim_whitespace=False, write_only=True
+    )
 
 
 class TokenView(APIView):
@@ -41,7 +53,7 @@ class TokenView(APIView):
         description="Send it as `Authorization: Token <token>` on every other request. It is shown only in this "
         "answer (the bank keeps its digest), and refused with 401 `token_expired` after `expires_at`: then log in "
         "again. Each login gets its own token.",
-        request=AuthTokenSerializer,
+        request=LoginSerializer,
         responses={
             200: inline_serializer(
                 "AuthToken", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
@@ -50,7 +62,7 @@ class TokenView(APIView):
         },
     )
     def post(self, request):
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)  # django.contrib.auth.authenticate(request=..., ...)
         issued = bank_services.issue_api_token(user=serializer.validated_data["user"])
         return Response({"token": issued.key, "expires_at": issued.token.expires_at})

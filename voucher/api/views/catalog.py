@@ -7,10 +7,10 @@ from rest_framework import exceptions
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from bank.http.schema import READ_ERRORS
 from voucher import selectors
 from voucher.api.access import IsWalletHolder, membership_of, wallet_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import READ_ERRORS
 from voucher.api.serializers import (
     BenefitSerializer,
     MerchantDirectoryQuerySerializer,

@@ -16,13 +16,14 @@ from rest_framework.response import Response
 from bank import errors as bank_errors
 from bank import identity
 from bank import services as bank_services
-from bank.api.errors import error_responses
-from bank.api.signing import signed_request
+from bank.http.errors import error_responses
+from bank.http.schema import READ_ERRORS
+from bank.http.signing import signed_request
 from bank.models import DeviceKey
 from voucher import errors
 from voucher.api.access import membership_of, wallet_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import DEVICE_REVOKE_HEADERS, DEVICE_SIGNATURE_HEADERS, READ_ERRORS
+from voucher.api.schema import DEVICE_REVOKE_HEADERS, DEVICE_SIGNATURE_HEADERS
 from voucher.api.serializers import DeviceRegisterSerializer, DeviceSerializer
 from voucher.api.views.common import body
 from voucher.models import MerchantMember

@@ -20,11 +20,11 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bank.api.errors import error_responses
+from bank.http.errors import error_responses
+from bank.http.schema import READ_ERRORS, SIGNED_POST_ERRORS, SIGNED_POST_HEADERS
 from voucher import errors, selectors, services
 from voucher.api.access import IsMerchantMember, MerchantSignedPostMixin, membership_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import READ_ERRORS, SIGNED_POST_ERRORS, SIGNED_POST_HEADERS
 from voucher.api.serializers import (
     ChargeInputSerializer,
     DateRangeQuerySerializer,

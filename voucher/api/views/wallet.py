@@ -5,17 +5,16 @@ by a device key of the wallet's owner, with an Idempotency-Key.
 """
 
 from django.db.models import prefetch_related_objects
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from bank.http.schema import READ_ERRORS, READ_ERRORS_WITH_404, SIGNED_POST_ERRORS, SIGNED_POST_HEADERS
 from voucher import selectors, services
 from voucher.api.access import IsWalletHolder, WalletSignedPostMixin, wallet_of
 from voucher.api.pagination import StrictLimitOffsetPagination
-from voucher.api.schema import READ_ERRORS, READ_ERRORS_WITH_404, SIGNED_POST_ERRORS, SIGNED_POST_HEADERS
 from voucher.api.serializers import (
     HistoryItemSerializer,
     HistoryQuerySerializer,
@@ -33,6 +32,7 @@ from voucher.api.views.common import body, merchant_ref, payment_data, payment_q
 from voucher.clock import seoul_today
 from voucher.limits import limits_on
 from voucher.models import Merchant, Wallet
+from voucher.wallet_holds_read import held_on
 
 
 def _lot_data(lot) -> dict:
@@ -75,6 +75,7 @@ class WalletView(GenericAPIView):
             "status": wallet.status,
             "kyc_tier": wallet.kyc_tier,
             "balance": selectors.wallet_balance(wallet),
+            "held": held_on(wallet),
             "max_balance": limits_on(seoul_today()).max_balance(wallet.kyc_tier),
             "lots": [_lot_data(lot) for lot in selectors.lots_of(wallet)],
             "spendable": spendable,
@@ -154,18 +155,16 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
                 wallet=wallet, payload=data["payment_request"], idempotency_key=self.voucher_key()
             )
         else:
-            try:
-                # pay() reads the merchant itself, in the statement that reads the wallet's lots.
-                payment = services.pay(
-                    wallet=wallet,
-                    merchant=Merchant(pk=data["merchant"]),
-                    amount=data["amount"],
-                    reference=data["reference"],
-                    idempotency_key=self.voucher_key(),
-                    acting_user=request.user,
-                )
-            except Merchant.DoesNotExist:
-                raise Http404 from None
+            # pay() reads the merchant itself, in the statement that reads the wallet's lots
+            # (an unknown one is 404 merchant_not_found).
+            payment = services.pay(
+                wallet=wallet,
+                merchant=Merchant(pk=data["merchant"]),
+                amount=data["amount"],
+                reference=data["reference"],
+                idempotency_key=self.voucher_key(),
+                acting_user=request.user,
+            )
         # A payment just made has its merchant, entry, lots and refunds in memory already; a replay fetches them.
         prefetch_related_objects([payment], "lots", "refunds__entry")
         return Response(render_payment(payment), status=status.HTTP_201_CREATED)
