@@ -28,13 +28,13 @@ queries cost more than running them.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from bank.models import Account, AuditEvent
+from bank.models import Account, AuditEvent, JournalEntry
 from bank.prepared import Columns, fetch, fetch_together
 from bank.services import payments_paused, record_audit
 from voucher.clock import day_bounds
@@ -69,80 +69,49 @@ def read_payment(*, wallet_id: int, merchant_id: int, idempotency_key: str, day)
     return _read_generic(wallet_id, merchant_id, idempotency_key, day)
 
 
-def insert_payment(
-    *,
-    wallet: Wallet,
-    merchant: Merchant,
-    amount: int,
-    reference: str,
-    idempotency_key: str,
-    entry,
-    taken: list[tuple[Lot, int]],
-    cashback_amount: int,
-    cashback_lot: Lot | None,
-    acting_user,
-    audit_after: dict,
-) -> Payment:
+@dataclass(frozen=True)
+class NewPayment:
+    """A payment whose entry is posted, to be written: by pay(), or by a hold's capture."""
+
+    wallet: Wallet
+    merchant: Merchant
+    amount: int
+    reference: str
+    idempotency_key: str
+    entry: JournalEntry
+    taken: list[tuple[Lot, int]]  # (lot, amount taken from it), in spend order
+    cashback_amount: int = 0
+    cashback_lot: Lot | None = None
+    acting_user: object = None  # a User: writes the payment's audit row; None writes none
+    audit_after: dict = field(default_factory=dict)
+
+
+def insert_payment(new: NewPayment) -> Payment:
     """Write the Payment, its PaymentLot rows in spend order, and, when a person
     acted, its audit row."""
     if connection.vendor == "postgresql":
-        return _insert_postgresql(
-            wallet,
-            merchant,
-            amount,
-            reference,
-            idempotency_key,
-            entry,
-            taken,
-            cashback_amount,
-            cashback_lot,
-            acting_user,
-            audit_after,
-        )
-    return _insert_generic(
-        wallet,
-        merchant,
-        amount,
-        reference,
-        idempotency_key,
-        entry,
-        taken,
-        cashback_amount,
-        cashback_lot,
-        acting_user,
-        audit_after,
-    )
+        return _insert_postgresql(new)
+    return _insert_generic(new)
 
 
-def _insert_generic(
-    wallet,
-    merchant,
-    amount,
-    reference,
-    idempotency_key,
-    entry,
-    taken,
-    cashback_amount,
-    cashback_lot,
-    acting_user,
-    audit_after,
-) -> Payment:
-    require_merchant_locked([merchant.token_account_id])
+def _insert_generic(new: NewPayment) -> Payment:
+    require_merchant_locked([new.merchant.token_account_id])
     payment = Payment.objects.create(
-        wallet=wallet,
-        merchant=merchant,
-        amount=amount,
-        reference=reference,
-        idempotency_key=idempotency_key,
-        entry=entry,
-        cashback_amount=cashback_amount,
-        cashback_lot=cashback_lot,
+        wallet=new.wallet,
+        merchant=new.merchant,
+        amount=new.amount,
+        reference=new.reference,
+        idempotency_key=new.idempotency_key,
+        entry=new.entry,
+        cashback_amount=new.cashback_amount,
+        cashback_lot=new.cashback_lot,
     )
     PaymentLot.objects.bulk_create(
-        PaymentLot(payment=payment, lot=lot, amount=take, spend_order=index) for index, (lot, take) in enumerate(taken)
+        PaymentLot(payment=payment, lot=lot, amount=take, spend_order=index)
+        for index, (lot, take) in enumerate(new.taken)
     )
-    if acting_user is not None:
-        record_audit(actor=acting_user, action=PAYMENT_AUDIT_ACTION, target=payment, after=audit_after)
+    if new.acting_user is not None:
+        record_audit(actor=new.acting_user, action=PAYMENT_AUDIT_ACTION, target=payment, after=new.audit_after)
     return payment
 
 
@@ -328,61 +297,49 @@ def _lots(rows: list[tuple]) -> tuple[list[Lot], dict[int, int]]:
     return lots, balances
 
 
-def _insert_postgresql(
-    wallet,
-    merchant,
-    amount,
-    reference,
-    idempotency_key,
-    entry,
-    taken,
-    cashback_amount,
-    cashback_lot,
-    acting_user,
-    audit_after,
-) -> Payment:
+def _insert_postgresql(new: NewPayment) -> Payment:
     """The returned Payment has its merchant, entry, lots and (no) refunds in
     memory, as the API renders them."""
-    require_merchant_locked([merchant.token_account_id])
+    require_merchant_locked([new.merchant.token_account_id])
     created_at = timezone.now()
     rows = fetch(
         _INSERT_SQL,
         {
-            "wallet": wallet.pk,
-            "merchant": merchant.pk,
-            "amount": amount,
-            "reference": reference,
-            "key": idempotency_key,
-            "entry": entry.pk,
-            "cashback": cashback_amount,
-            "cashback_lot": cashback_lot.pk if cashback_lot else None,
+            "wallet": new.wallet.pk,
+            "merchant": new.merchant.pk,
+            "amount": new.amount,
+            "reference": new.reference,
+            "key": new.idempotency_key,
+            "entry": new.entry.pk,
+            "cashback": new.cashback_amount,
+            "cashback_lot": new.cashback_lot.pk if new.cashback_lot else None,
             "created_at": created_at,
-            "lots": [lot.pk for lot, _ in taken],
-            "amounts": [take for _, take in taken],
-            "audited": acting_user is not None,
-            "actor": acting_user.pk if acting_user is not None else None,
-            "actor_label": acting_user.get_username() if acting_user is not None else None,
-            "audit_after": json.dumps(audit_after) if acting_user is not None else None,
+            "lots": [lot.pk for lot, _ in new.taken],
+            "amounts": [take for _, take in new.taken],
+            "audited": new.acting_user is not None,
+            "actor": new.acting_user.pk if new.acting_user is not None else None,
+            "actor_label": new.acting_user.get_username() if new.acting_user is not None else None,
+            "audit_after": json.dumps(new.audit_after) if new.acting_user is not None else None,
         },
     )
     payment = Payment(
         id=rows[0][0],
-        wallet=wallet,
-        merchant=merchant,
-        amount=amount,
+        wallet=new.wallet,
+        merchant=new.merchant,
+        amount=new.amount,
         refunded_amount=0,
-        reference=reference,
-        idempotency_key=idempotency_key,
-        entry=entry,
-        cashback_amount=cashback_amount,
-        cashback_lot=cashback_lot,
+        reference=new.reference,
+        idempotency_key=new.idempotency_key,
+        entry=new.entry,
+        cashback_amount=new.cashback_amount,
+        cashback_lot=new.cashback_lot,
         cashback_clawed_back=0,
         created_at=created_at,
     )
     payment._state.adding = False
     payment._state.db = connection.alias
     lots = []
-    for (_, lot_row_id), (lot, take) in zip(rows, taken, strict=True):
+    for (_, lot_row_id), (lot, take) in zip(rows, new.taken, strict=True):
         row = PaymentLot(id=lot_row_id, payment=payment, lot=lot, amount=take, refunded_amount=0, spend_order=len(lots))
         row._state.adding = False
         row._state.db = connection.alias

@@ -34,7 +34,7 @@ from voucher.services.common import (
 from voucher.services.lots import allocate, eligible_at, find_lot, lot_for, spend_order
 from voucher.services.merchant_lock import lock_ledger_accounts, require_merchant_locked
 from voucher.services.merchants import get_merchant
-from voucher.services.payment_store import PaymentSnapshot, insert_payment, read_payment
+from voucher.services.payment_store import NewPayment, PaymentSnapshot, insert_payment, read_payment
 
 
 def pay(
@@ -164,17 +164,19 @@ def _post_payment(
             lines, wallet=wallet, merchant=merchant, reference=reference, idempotency_key=idempotency_key
         )
         payment = insert_payment(
-            wallet=wallet,
-            merchant=merchant,
-            amount=amount,
-            reference=reference,
-            idempotency_key=idempotency_key,
-            entry=entry,
-            taken=taken,
-            cashback_amount=cashback.amount if cashback else 0,
-            cashback_lot=cashback_lot,
-            acting_user=acting_user,
-            audit_after={"wallet": wallet.pk, "merchant": merchant.pk, "amount": amount, "entry": entry.pk},
+            NewPayment(
+                wallet=wallet,
+                merchant=merchant,
+                amount=amount,
+                reference=reference,
+                idempotency_key=idempotency_key,
+                entry=entry,
+                taken=taken,
+                cashback_amount=cashback.amount if cashback else 0,
+                cashback_lot=cashback_lot,
+                acting_user=acting_user,
+                audit_after={"wallet": wallet.pk, "merchant": merchant.pk, "amount": amount, "entry": entry.pk},
+            )
         )
         if cashback:
             record_benefit(

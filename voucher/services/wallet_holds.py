@@ -40,7 +40,7 @@ from voucher.services.common import (
 from voucher.services.lots import eligible_at, live_lots
 from voucher.services.merchant_lock import note_accounts_locked
 from voucher.services.merchants import get_merchant
-from voucher.services.payment_store import insert_payment
+from voucher.services.payment_store import NewPayment, insert_payment
 from voucher.services.payments import check_limits, post_payment_entry, take_from_lots
 
 # The one rule of a payment's limits, wherever the payment path keeps it.
@@ -186,17 +186,15 @@ def capture_hold(*, hold: WalletHold, amount: int | None = None, idempotency_key
         # The payment writer pay() uses (it checks the merchant's lock); the hold's own
         # audit row below names the person, so the payment writes none of its own.
         payment = insert_payment(
-            wallet=wallet,
-            merchant=merchant,
-            amount=wanted,
-            reference=hold.reference,
-            idempotency_key=payment_key,
-            entry=entry,
-            taken=taken,
-            cashback_amount=0,
-            cashback_lot=None,
-            acting_user=None,
-            audit_after={},
+            NewPayment(
+                wallet=wallet,
+                merchant=merchant,
+                amount=wanted,
+                reference=hold.reference,
+                idempotency_key=payment_key,
+                entry=entry,
+                taken=taken,
+            )
         )
         _close(hold, WalletHold.Status.CAPTURED, captured_amount=wanted, capture_key=idempotency_key, payment=payment)
         _audit(acting_user, "wallet_hold.capture", hold, after={"captured": wanted, "payment": payment.pk})
