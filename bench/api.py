@@ -189,6 +189,10 @@ def gunicorn(server: Server, dbname: str):
         DB_CONN_MAX_AGE="600",  # persistent connections, as a production deployment runs
         THROTTLE_USER="100000000/min",  # the benchmark measures the server, not the per-user throttle
         THROTTLE_ANON="100000000/min",
+        # In production TLS ends at the proxy and Django sees it in X-Forwarded-Proto; here
+        # wrk speaks plain HTTP to gunicorn directly, so the redirect to HTTPS would answer
+        # every request (and the readiness probe) with a 301. Everything else runs as deployed.
+        SECURE_SSL_REDIRECT="0",
     )
     log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
     process = subprocess.Popen(
