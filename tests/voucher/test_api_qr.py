@@ -65,6 +65,9 @@ def test_a_merchant_request_round_trip_from_qr_to_payment(db):
     assert natural(till.merchant.token_account) == 8_000
     detail = till.get(f"{REQUESTS}{request['id']}/").json()
     assert (detail["status"], detail["payment"]) == ("paid", paid.json()["id"])
+    # and the payment's audit row names the citizen who paid
+    [event] = AuditEvent.objects.filter(action="payment.create")
+    assert (event.actor_id, event.target_id) == (customer.user.pk, str(paid.json()["id"]))
     assert_ledger_ok()
 
 
@@ -170,6 +173,9 @@ def test_a_merchant_charges_a_citizen_code_once(db):
     assert charged.status_code == 201, charged.content
     assert (charged.json()["amount"], charged.json()["reference"]) == (2_500, "latte")
     assert wallet_balance(customer.wallet) == 7_500
+    # the payment's audit row names the merchant's member who charged it
+    [event] = AuditEvent.objects.filter(action="payment.create")
+    assert (event.actor_id, event.target_id) == (till.user.pk, str(charged.json()["id"]))
     before = ledger_size()
     again = till.post(CHARGE, {"code": code, "amount": 2_500})
     assert (again.status_code, again.json()["error"]["code"]) == (409, "payment_code_used")

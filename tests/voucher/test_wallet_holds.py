@@ -163,6 +163,31 @@ def test_the_per_payment_limit_applies_at_authorisation_and_open_holds_count_aga
     _authorize(wallet, shop, 1_000, key="h4")
 
 
+@pytest.mark.parametrize("capture", [False, True], ids=["open", "captured"])
+def test_a_payment_counts_the_days_open_holds_against_its_daily_limit(capture):
+    # given a daily limit of 8,000 won and a hold of 5,000 authorised today
+    WalletLimitRule.objects.create(
+        effective_from=date(2020, 1, 1),
+        named_max_balance=2_000_000,
+        anonymous_max_balance=500_000,
+        per_payment_limit=5_000,
+        daily_payment_limit=8_000,
+        redeem_min_used_percent=60,
+        plain_lot_valid_days=1825,
+    )
+    wallet, shop = wallet_with_tokens(20_000), merchant()
+    hold = _authorize(wallet, shop, 5_000)
+    if capture:  # open or captured, the 5,000 won are committed today exactly once
+        services.capture_hold(hold=hold, idempotency_key="c1")
+    # when the holder pays 3,001 won more, then it is over the limit, and nothing is written
+    payments = Payment.objects.count()
+    with pytest.raises(errors.OverDailyLimit) as caught:
+        services.pay(wallet=wallet, merchant=shop, amount=3_001, idempotency_key="p1")
+    assert caught.value.details["spent_today"] == 5_000 and Payment.objects.count() == payments
+    # and 3,000 won fit
+    services.pay(wallet=wallet, merchant=shop, amount=3_000, idempotency_key="p2")
+
+
 # --- capture -------------------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from bank.prepared import Columns, fetch, fetch_together
 from bank.services import payments_paused, record_audit
 from voucher.clock import day_bounds
 from voucher.limits import DEFAULT_LIMITS, Limits, limits_on
-from voucher.models import Lot, Merchant, Payment, PaymentLot, VoucherProgram, Wallet
+from voucher.models import Lot, Merchant, Payment, PaymentLot, VoucherProgram, Wallet, WalletHold
 from voucher.services.merchant_lock import note_accounts_locked, require_merchant_locked
 
 PAYMENT_AUDIT_ACTION = "payment.create"
@@ -118,11 +118,24 @@ def _insert_generic(new: NewPayment) -> Payment:
 # --- every database but PostgreSQL: the ORM ----------------------------------------------------
 
 
+def committed_today(wallet_id: int, day) -> int:
+    """What counts against the wallet's daily limit on `day`: its payments, and the
+    holds authorised that day still open (a captured one is a payment by then)."""
+    start, end = day_bounds(day)
+    paid = Payment.objects.filter(wallet_id=wallet_id, created_at__gte=start, created_at__lt=end)
+    held = WalletHold.objects.filter(
+        wallet_id=wallet_id,
+        status=WalletHold.Status.OPEN,
+        created_at__gte=start,
+        created_at__lt=end,
+        expires_at__gt=timezone.now(),
+    )
+    return sum(rows.aggregate(total=Sum("amount"))["total"] or 0 for rows in (paid, held))
+
+
 def _read_generic(wallet_id, merchant_id, idempotency_key, day) -> PaymentSnapshot:
     # NO KEY UPDATE, as voucher.services.common._locked.
     wallet = Wallet.objects.select_for_update(of=("self",), no_key=True).filter(pk=wallet_id).first()
-    start, end = day_bounds(day)
-    spent = Payment.objects.filter(wallet_id=wallet_id, created_at__gte=start, created_at__lt=end)
     lots = Lot.objects.select_related("account", "program").filter(
         wallet_id=wallet_id, status=Lot.Status.ACTIVE, expires_on__gte=day, account__balance__gt=0
     )
@@ -136,7 +149,7 @@ def _read_generic(wallet_id, merchant_id, idempotency_key, day) -> PaymentSnapsh
         cashback_active=VoucherProgram.objects.filter(
             kind=VoucherProgram.Kind.CASHBACK, status=VoucherProgram.Status.ACTIVE
         ).exists(),
-        spent_today=spent.aggregate(total=Sum("amount"))["total"] or 0,
+        spent_today=committed_today(wallet_id, day),
         limits=limits_on(day),
         lots=list(lots),
         balances=None,
@@ -165,6 +178,7 @@ _LOCK_WALLET_SQL = (
 _CASHBACK = VoucherProgram.Kind.CASHBACK.value
 _ACTIVE_PROGRAM = VoucherProgram.Status.ACTIVE.value
 _ACTIVE_LOT = Lot.Status.ACTIVE.value
+_OPEN_HOLD = WalletHold.Status.OPEN.value
 _LIVE_LOT = f"l.wallet_id = %(wallet)s AND l.status = '{_ACTIVE_LOT}' AND l.expires_on >= %(day)s"
 
 # One row per account (the live lots' accounts, with their lot and program, and
@@ -184,6 +198,11 @@ WITH head AS MATERIALIZED (
         (
             SELECT COALESCE(SUM(amount), 0) FROM voucher_payment
             WHERE wallet_id = %(wallet)s AND created_at >= %(day_start)s AND created_at < %(day_end)s
+        ) + (
+            -- open holds count against the day's limit as committed_today says
+            SELECT COALESCE(SUM(amount), 0) FROM voucher_wallethold
+            WHERE wallet_id = %(wallet)s AND status = '{_OPEN_HOLD}' AND created_at >= %(day_start)s
+                AND created_at < %(day_end)s AND expires_at > %(now)s
         ) AS spent,
         m.id IS NOT NULL AS merchant_found, {_MERCHANT.select("m")},
         r.id IS NOT NULL AS limits_found, {", ".join(f"r.{name}" for name in _LIMIT_FIELDS)}
@@ -255,6 +274,7 @@ def _read_postgresql(wallet_id, merchant_id, idempotency_key, day) -> PaymentSna
                 "day": day,
                 "day_start": day_start,
                 "day_end": day_end,
+                "now": timezone.now(),
             },
         ),
     )

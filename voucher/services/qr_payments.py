@@ -151,8 +151,9 @@ def read_payment_request(payload) -> PaymentRequest:
     return request
 
 
-def pay_payment_request(*, wallet: Wallet, payload: str, idempotency_key: str) -> Payment:
-    """Pay a merchant-presented request: its amount, to its merchant, with its reference, once."""
+def pay_payment_request(*, wallet: Wallet, payload: str, idempotency_key: str, acting_user=None) -> Payment:
+    """Pay a merchant-presented request: its amount, to its merchant, with its reference, once.
+    `acting_user` (the wallet's holder) is named in the payment's audit row, as in pay()."""
     check_key(idempotency_key)
     request = read_payment_request(payload)
     with transaction.atomic():
@@ -176,6 +177,7 @@ def pay_payment_request(*, wallet: Wallet, payload: str, idempotency_key: str) -
             amount=request.amount,
             idempotency_key=idempotency_key,
             reference=request.reference,
+            acting_user=acting_user,
         )
         # Conditional, so that even without row locks (SQLite) a request is paid once.
         marked = PaymentRequest.objects.filter(pk=request.pk, status=PaymentRequest.Status.OPEN).update(
@@ -209,9 +211,10 @@ def cancel_payment_request(*, merchant: Merchant, payment_request: PaymentReques
 
 
 def charge_payment_code(
-    *, merchant: Merchant, code: str, amount: int, idempotency_key: str, reference: str = ""
+    *, merchant: Merchant, code: str, amount: int, idempotency_key: str, reference: str = "", acting_user=None
 ) -> Payment:
-    """Charge `amount` to the wallet whose device signed `code`, once, while the code lives."""
+    """Charge `amount` to the wallet whose device signed `code`, once, while the code lives.
+    `acting_user` (the merchant's member who charged it) is named in the payment's audit row."""
     check_amount(amount)
     check_key(idempotency_key)
     check_reference(reference)
@@ -230,7 +233,12 @@ def charge_payment_code(
         if Payment.objects.filter(wallet=wallet, idempotency_key=idempotency_key).exists():
             # A retry: pay() returns the first payment, or refuses a changed one.
             return pay(
-                wallet=wallet, merchant=merchant, amount=amount, idempotency_key=idempotency_key, reference=reference
+                wallet=wallet,
+                merchant=merchant,
+                amount=amount,
+                idempotency_key=idempotency_key,
+                reference=reference,
+                acting_user=acting_user,
             )
         now = timezone.now().timestamp()
         if fields["e"] <= now:
@@ -245,5 +253,10 @@ def charge_payment_code(
             raise errors.PaymentCodeInvalid(reason="bad nonce")
         # A refused payment rolls the nonce back with it, so the code may be charged again correctly.
         return pay(
-            wallet=wallet, merchant=merchant, amount=amount, idempotency_key=idempotency_key, reference=reference
+            wallet=wallet,
+            merchant=merchant,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            reference=reference,
+            acting_user=acting_user,
         )

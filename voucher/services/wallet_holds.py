@@ -19,7 +19,6 @@ reservation only raises what the wallet may spend.
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from bank import errors as bank_errors
@@ -40,7 +39,7 @@ from voucher.services.common import (
 from voucher.services.lots import eligible_at, live_lots
 from voucher.services.merchant_lock import note_accounts_locked
 from voucher.services.merchants import get_merchant
-from voucher.services.payment_store import NewPayment, insert_payment
+from voucher.services.payment_store import NewPayment, committed_today, insert_payment
 from voucher.services.payments import check_limits, post_payment_entry, take_from_lots
 
 # The one rule of a payment's limits, wherever the payment path keeps it.
@@ -95,7 +94,7 @@ def authorize_hold(
         check_wallet_active(wallet)
         check_merchant_active(merchant)
         day = seoul_today(now)
-        check_limits(amount, _committed_today(wallet, day), limits_on(day))
+        check_limits(amount, committed_today(wallet.pk, day), limits_on(day))
 
         at_merchant = eligible_at(merchant)
         lots = live_lots(wallet, day, lambda lot: at_merchant(lot) and _lasts_until(lot, expires_at))
@@ -247,17 +246,6 @@ def expire_wallet_holds(*, now: datetime | None = None, batch_size: int = 200) -
 def _check_reference(reference) -> None:
     if not isinstance(reference, str) or len(reference) > 100:
         raise errors.InvalidRequest("reference must be text of at most 100 characters.", field="reference")
-
-
-def _committed_today(wallet: Wallet, day) -> int:
-    """What counts against the daily limit of a new hold: today's payments and
-    the holds authorised today that are still open (a captured one is a payment)."""
-    start, end = day_bounds(day)
-    paid = wallet.payments.filter(created_at__gte=start, created_at__lt=end).aggregate(total=Sum("amount"))
-    held = wallet.holds.filter(
-        status=WalletHold.Status.OPEN, created_at__gte=start, created_at__lt=end, expires_at__gt=timezone.now()
-    ).aggregate(total=Sum("amount"))
-    return (paid["total"] or 0) + (held["total"] or 0)
 
 
 def _lasts_until(lot: Lot, moment: datetime) -> bool:

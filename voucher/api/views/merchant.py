@@ -151,6 +151,7 @@ class ChargeView(MerchantSignedPostMixin, GenericAPIView):
             amount=data["amount"],
             reference=data["reference"],
             idempotency_key=self.voucher_key(),
+            acting_user=request.user,
         )
         return Response(PaymentSerializer(payment_data(payment_queryset().get(pk=payment.pk))).data, status=201)
 

@@ -152,7 +152,10 @@ class PaymentListView(WalletSignedPostMixin, GenericAPIView):
         wallet = wallet_of(request)
         if "payment_request" in data:
             payment = services.pay_payment_request(
-                wallet=wallet, payload=data["payment_request"], idempotency_key=self.voucher_key()
+                wallet=wallet,
+                payload=data["payment_request"],
+                idempotency_key=self.voucher_key(),
+                acting_user=request.user,
             )
         else:
             # pay() reads the merchant itself, in the statement that reads the wallet's lots
