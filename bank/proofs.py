@@ -147,7 +147,8 @@ def check_inclusion_proof(proof: dict, trusted_keys: Iterable[dict], quorum: int
         raise ValueError("a quorum is at least one validator")
     if not isinstance(proof, dict) or "format" not in proof:
         return ["malformed_proof"]
-    if proof["format"] != PROOF_FORMAT:
+    block = proof.get("block")
+    if proof["format"] != PROOF_FORMAT or (isinstance(block, dict) and block.get("v", 1) != 1):
         return ["unknown_format"]  # the other fields may mean something else in that format
     if not _well_formed(proof):
         return ["malformed_proof"]

@@ -110,10 +110,15 @@ def test_an_entry_count_the_path_does_not_fit_is_refused_even_when_signed(valida
     assert problems == ["entry_count_mismatch"]
 
 
-def test_an_unknown_format_is_refused_before_anything_else(validators, proof):
+@pytest.mark.parametrize(
+    "damage",
+    [lambda p: p.update(format="bkrw-inclusion-proof/99"), lambda p: p["block"].update(v=99)],
+    ids=["proof format", "header version"],
+)
+def test_an_unknown_format_is_refused_before_anything_else(validators, proof, damage):
     # given
     tampered = copy.deepcopy(proof)
-    tampered["format"] = "bkrw-inclusion-proof/99"
+    damage(tampered)
     # when / then
     assert check_inclusion_proof(tampered, trusted_keys(validators), quorum=3) == ["unknown_format"]
 
@@ -180,3 +185,16 @@ def test_the_expected_sides_are_those_of_the_built_path(count):
 
 def test_every_reason_has_a_sentence():
     assert all(code.isidentifier() and sentence for code, sentence in REASONS.items())
+
+
+def test_docs_list_every_reason_the_checker_and_the_verifier_give():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "docs" / "PROOFS.md").read_text().split("## What a verifier refuses", 1)[1]
+    spec = importlib.util.spec_from_file_location("bkrw_verify", root / "tools" / "bkrw_verify.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    for code in [*REASONS, *tool.CHAIN_REASONS]:
+        assert f"| `{code}` |" in section, code
