@@ -74,8 +74,8 @@ Progress = Callable[[int, int], None]
 
 
 def verify_ledger(*, progress: Progress | None = None, max_failures: int = 20) -> Report:
-    """Check every entry hash, Merkle root, block link, block signature, balance
-    and registered invariant. Failures come in ledger order, so the first one
+    """Check every entry hash, Merkle root (over entries and notarized documents),
+    header count, block link, block signature, balance and registered invariant. Failures come in ledger order, so the first one
     names the earliest entry or block that does not check out."""
     report = Report()
     total = JournalEntry.objects.count()
