@@ -264,3 +264,24 @@ class SequenceNotIncreasing(BankError):
     code = "sequence_not_increasing"
     http_status = 409
     message = "The payload's sequence number is not above the last one this device sent for this use."
+
+
+class InvalidDigest(BankError):
+    code = "invalid_digest"
+    message = "A document digest is exactly 32 bytes (a SHA-256)."
+
+
+class InvalidDocumentKind(BankError):
+    code = "invalid_document_kind"
+    message = "A document kind is dotted lowercase words, such as coldchain.event."
+
+
+class InvalidDocumentReference(BankError):
+    code = "invalid_document_reference"
+    message = "A document reference is a short opaque id: letters, digits and . _ : - only."
+
+
+class DocumentNotSealed(BankError):
+    code = "document_not_sealed"
+    http_status = 409
+    message = "The document is not sealed into a block yet."

@@ -233,13 +233,18 @@ class LedgerChain(models.Model):
 
 
 class Block(models.Model):
-    """A sealed batch of entries. The header (bank.hashing.block_header_bytes) links to the previous block."""
+    """A sealed batch of entries and notarized documents. The header
+    (bank.hashing.block_header_bytes, by `version`) links to the previous block."""
 
     height = models.PositiveBigIntegerField(unique=True)
+    # 1: entries only, the header of docs/PROOFS.md before notarized documents;
+    # 2: entries then documents, domain-separated leaves, both counts in the header.
+    version = models.PositiveSmallIntegerField(default=1)
     prev_hash = models.CharField(max_length=64)
     merkle_root = models.CharField(max_length=64)
     sealed_at = models.DateTimeField()
     entry_count = models.PositiveIntegerField()
+    document_count = models.PositiveIntegerField(default=0)
     hash = models.CharField(max_length=64, unique=True)
     aggregate_signature = models.CharField(max_length=192, help_text="BLS12-381 aggregate over the header, hex.")
 
@@ -248,6 +253,37 @@ class Block(models.Model):
 
     def __str__(self):
         return f"block {self.height}"
+
+
+class NotarizedDocument(AppendOnlyModel):
+    """An opaque 32-byte digest of something outside the ledger (a video, an EPCIS
+    event, a sensor batch, an audit row), sealed into a block as a Merkle leaf.
+
+    Written only by bank.services.notarize. No file contents and no personal data:
+    `reference` is an opaque id the caller's app resolves. Like an entry, the one
+    change ever made to a row is sealing (block and leaf_index, once).
+    """
+
+    digest = models.BinaryField(max_length=32)
+    kind = models.CharField(max_length=40)
+    reference = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    block = models.ForeignKey(
+        Block, on_delete=models.PROTECT, null=True, blank=True, related_name="documents", db_index=False
+    )
+    leaf_index = models.PositiveIntegerField(null=True, blank=True, help_text="Position among the block's leaves.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["digest", "kind"], name="notarized_document_digest_kind_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["block", "id"], name="document_block_id"),
+            models.Index(fields=["id"], condition=models.Q(block__isnull=True), name="document_unsealed"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {bytes(self.digest).hex()[:16]}…"
 
 
 class ValidatorKey(models.Model):

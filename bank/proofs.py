@@ -1,7 +1,8 @@
-"""Merkle inclusion proofs: JSON that shows one entry is in an attested block.
+"""Merkle inclusion proofs: JSON that shows one entry, or one notarized
+document, is in an attested block.
 
-build_inclusion_proof reads the database; check_inclusion_proof needs only the
-proof and the validators' public keys, and uses py-ecc (the reference BLS
+The build_* functions read the database; the check_* functions need only the
+proof and the validators' published keys, and use py-ecc (the reference BLS
 implementation) the way a third party would.
 """
 
@@ -9,7 +10,6 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC
 
 from py_ecc.bls import G2ProofOfPossession as reference_bls
 
@@ -18,25 +18,59 @@ from bank.hashing import (
     ENTRY_TAG,
     GENESIS_PREV_HASH,
     block_hash,
+    block_leaf_hashes,
+    document_leaf_hash,
     epoch_micros,
-    merkle_path,
+    header_from_proof,
+    path_of_leaves,
+    root_from_leaf_path,
     root_from_path,
 )
-from bank.models import BlockAttestation, JournalEntry
+from bank.models import Block, BlockAttestation, JournalEntry, NotarizedDocument
 
 PROOF_FORMAT = "bkrw-inclusion-proof/1"
+DOCUMENT_PROOF_FORMAT = "bkrw-document-proof/1"
 # The sealer numbers blocks from 0 (bank/services/sealing.py); block 0 links to no block.
 GENESIS_HEIGHT = 0
+HEADER_VERSIONS = (1, 2)  # bank.hashing.block_header_bytes; a proof without `v` is version 1
+
+
+def _block_leaves(block: Block) -> list[bytes]:
+    """The block's leaves in tree order: entries by id, then documents by id."""
+    entries = [bytes.fromhex(h) for h in block.entries.order_by("pk").values_list("hash", flat=True)]
+    documents = [(kind, bytes(d)) for kind, d in block.documents.order_by("pk").values_list("kind", "digest")]
+    return block_leaf_hashes(block.version, entries, documents)
+
+
+def _block_part(block: Block) -> dict:
+    """The header fields (by the block's version), hash and signatures: what a proof checks against."""
+    attestations = BlockAttestation.objects.filter(block=block).select_related("validator").order_by("validator_id")
+    return published_header(block, [a.validator.public_key for a in attestations])
+
+
+def published_header(block: Block, signers: list[str]) -> dict:
+    """A block's header as proofs and exports publish it: the fields of its version
+    (docs/PROOFS.md), its hash, the aggregate signature and who signed."""
+    header = {
+        "v": block.version,
+        "height": block.height,
+        "prev_hash": block.prev_hash,
+        "merkle_root": block.merkle_root,
+        "sealed_at_us": epoch_micros(block.sealed_at),
+        "entry_count": block.entry_count,
+    }
+    if block.version >= 2:
+        header["document_count"] = block.document_count
+    return {**header, "hash": block.hash, "aggregate_signature": block.aggregate_signature, "signers": signers}
 
 
 def build_inclusion_proof(entry: JournalEntry) -> dict:
     if entry.block_id is None:
         raise errors.InvalidEntry("The entry is not sealed into a block yet.", entry=entry.pk)
     block = entry.block
-    hashes = list(block.entries.order_by("pk").values_list("pk", "hash"))
-    index = next(i for i, (pk, _) in enumerate(hashes) if pk == entry.pk)
+    entry_ids = list(block.entries.order_by("pk").values_list("pk", flat=True))
+    index = entry_ids.index(entry.pk)  # entries come first among a block's leaves
     postings = sorted([p.account_id, p.currency, p.amount] for p in entry.postings.all())
-    attestations = BlockAttestation.objects.filter(block=block).select_related("validator").order_by("validator_id")
     return {
         "format": PROOF_FORMAT,
         "entry": {
@@ -54,17 +88,23 @@ def build_inclusion_proof(entry: JournalEntry) -> dict:
             ],
         },
         "leaf_index": index,
-        "merkle_path": merkle_path([bytes.fromhex(h) for _, h in hashes], index),
-        "block": {
-            "height": block.height,
-            "prev_hash": block.prev_hash,
-            "merkle_root": block.merkle_root,
-            "sealed_at_us": epoch_micros(block.sealed_at),
-            "entry_count": block.entry_count,
-            "hash": block.hash,
-            "aggregate_signature": block.aggregate_signature,
-            "signers": [a.validator.public_key for a in attestations],
-        },
+        "merkle_path": path_of_leaves(_block_leaves(block), index),
+        "block": _block_part(block),
+    }
+
+
+def build_document_proof(document: NotarizedDocument) -> dict:
+    """JSON that shows `document`'s digest, of its kind, is a leaf of an attested
+    block. The reference is left out: no hash covers it, and it is the owner's."""
+    if document.block_id is None:
+        raise errors.DocumentNotSealed(document=document.pk)
+    block = document.block
+    return {
+        "format": DOCUMENT_PROOF_FORMAT,
+        "document": {"kind": document.kind, "digest": bytes(document.digest).hex()},
+        "leaf_index": document.leaf_index,
+        "merkle_path": path_of_leaves(_block_leaves(block), document.leaf_index),
+        "block": _block_part(block),
     }
 
 
@@ -75,8 +115,8 @@ REASONS = {
     "malformed_proof": "the proof lacks a field or a field has the wrong type",
     "unknown_format": "the proof's format is not one this checker knows",
     "entry_hash_mismatch": "the entry's hash does not match its canonical contents",
-    "leaf_index_out_of_range": "the leaf index is not below the block's entry count",
-    "entry_count_mismatch": "the Merkle path's length is not that of a block with this entry count",
+    "leaf_index_out_of_range": "the leaf index is not the place of a leaf of this kind in the block",
+    "entry_count_mismatch": "the Merkle path's length is not that of a block with these counts",
     "leaf_index_mismatch": "the Merkle path's sides are not those of the leaf at this index",
     "merkle_root_mismatch": "the Merkle path does not lead to the block's root",
     "header_hash_mismatch": "the block header does not hash to the block's hash",
@@ -113,14 +153,20 @@ def _possession_holds(public_hex: str, proof_hex: str) -> bool:
         return False
 
 
-def _well_formed(proof) -> bool:
+def _well_formed(proof, leaf: str = "entry") -> bool:
     try:
-        entry, block, path = proof["entry"], proof["block"], proof["merkle_path"]
+        entry, block, path = proof[leaf], proof["block"], proof["merkle_path"]
         integers = [proof["leaf_index"], block["height"], block["entry_count"], block["sealed_at_us"]]
-        hexes = [entry["hash"], block["prev_hash"], block["merkle_root"], block["hash"]]
+        integers += [block.get("document_count", 0)]
+        hexes = [
+            entry["hash" if leaf == "entry" else "digest"],
+            block["prev_hash"],
+            block["merkle_root"],
+            block["hash"],
+        ]
         hexes += [step["hash"] for step in path]
         return (
-            isinstance(entry["canonical"], list)
+            (leaf != "entry" or isinstance(entry["canonical"], list))
             and all(isinstance(n, int) and not isinstance(n, bool) for n in integers)
             and all(isinstance(h, str) and _HEX64.fullmatch(h) for h in hexes)
             and all(step["side"] in ("left", "right") for step in path)
@@ -139,42 +185,75 @@ def check_inclusion_proof(proof: dict, trusted_keys: Iterable[dict], quorum: int
     `public_key` and `proof_of_possession` (hex), as `export_verifier_data` and
     the /ledger/ endpoint give them. A key whose proof of possession fails is
     not trusted, and counts for nothing."""
-    from datetime import datetime, timedelta
-
     from bank.hashing import compact_json_text
 
+    refused = _refused_format(proof, PROOF_FORMAT, "entry", quorum)
+    if refused:
+        return refused
+    entry, block = proof["entry"], proof["block"]
+    problems = []
+    if hashlib.sha256(compact_json_text(entry["canonical"]).encode()).hexdigest() != entry["hash"]:
+        problems.append("entry_hash_mismatch")
+    # Entries come first among a block's leaves.
+    problems += _place_problems(proof, first=0, end=block["entry_count"])
+    if root_from_path(entry["hash"], proof["merkle_path"], block.get("v", 1)) != block["merkle_root"]:
+        problems.append("merkle_root_mismatch")
+    problems += _block_problems(block, trusted_keys, quorum)
+    return list(dict.fromkeys(problems))  # one code once, in the order found
+
+
+def check_document_proof(proof: dict, trusted_keys: Iterable[dict], quorum: int) -> list[str]:
+    """The same checks for a notarized document's proof (a version 2 block's leaf
+    after its entries), with the same codes; the caller hashes the document itself
+    and compares the digest."""
+    refused = _refused_format(proof, DOCUMENT_PROOF_FORMAT, "document", quorum)
+    if refused:
+        return refused
+    document, block = proof["document"], proof["block"]
+    if block.get("v", 1) < 2:
+        return ["unknown_format"]  # a version 1 block holds no documents
+    try:
+        leaf = document_leaf_hash(document["kind"], bytes.fromhex(document["digest"]))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return ["malformed_proof"]
+    problems = _place_problems(proof, first=block["entry_count"], end=block["entry_count"] + block["document_count"])
+    if root_from_leaf_path(leaf, proof["merkle_path"]) != block["merkle_root"]:
+        problems.append("merkle_root_mismatch")
+    problems += _block_problems(block, trusted_keys, quorum)
+    return list(dict.fromkeys(problems))
+
+
+def _refused_format(proof, expected_format: str, leaf: str, quorum: int) -> list[str]:
     if quorum < 1:
         raise ValueError("a quorum is at least one validator")
     if not isinstance(proof, dict) or "format" not in proof:
         return ["malformed_proof"]
     block = proof.get("block")
-    if proof["format"] != PROOF_FORMAT or (isinstance(block, dict) and block.get("v", 1) != 1):
+    if proof["format"] != expected_format or (isinstance(block, dict) and block.get("v", 1) not in HEADER_VERSIONS):
         return ["unknown_format"]  # the other fields may mean something else in that format
-    if not _well_formed(proof):
+    if not _well_formed(proof, leaf):
         return ["malformed_proof"]
+    return []
+
+
+def _place_problems(proof: dict, *, first: int, end: int) -> list[str]:
+    """The leaf index must be one of [first, end) and the path's length and sides
+    exactly those of that leaf among all the block's leaves."""
+    block, path, index = proof["block"], proof["merkle_path"], proof["leaf_index"]
+    if not first <= index < end:
+        return ["leaf_index_out_of_range"]
+    sides = expected_path_sides(index, block["entry_count"] + block.get("document_count", 0))
+    if len(sides) != len(path):
+        return ["entry_count_mismatch"]
+    if sides != [step["side"] for step in path]:
+        return ["leaf_index_mismatch"]
+    return []
+
+
+def _block_problems(block: dict, trusted_keys: Iterable[dict], quorum: int) -> list[str]:
+    """The header's hash and link, and the signature of a quorum of distinct trusted, proven keys."""
     problems = []
-    entry, block, path = proof["entry"], proof["block"], proof["merkle_path"]
-    if hashlib.sha256(compact_json_text(entry["canonical"]).encode()).hexdigest() != entry["hash"]:
-        problems.append("entry_hash_mismatch")
-    index, count = proof["leaf_index"], block["entry_count"]
-    if not 0 <= index < count:
-        problems.append("leaf_index_out_of_range")
-    else:
-        sides = expected_path_sides(index, count)
-        if len(sides) != len(path):
-            problems.append("entry_count_mismatch")
-        elif sides != [step["side"] for step in path]:
-            problems.append("leaf_index_mismatch")
-    if root_from_path(entry["hash"], path) != block["merkle_root"]:
-        problems.append("merkle_root_mismatch")
-    sealed_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=block["sealed_at_us"])
-    header_hash = block_hash(
-        height=block["height"],
-        prev_hash=block["prev_hash"],
-        merkle_root=block["merkle_root"],
-        sealed_at=sealed_at,
-        entry_count=count,
-    )
+    header_hash = block_hash(**header_from_proof(block))
     if header_hash != block["hash"]:
         problems.append("header_hash_mismatch")
     if block["height"] == GENESIS_HEIGHT and block["prev_hash"] != GENESIS_PREV_HASH:
@@ -201,4 +280,4 @@ def check_inclusion_proof(proof: dict, trusted_keys: Iterable[dict], quorum: int
         signed = False
     if not signed:
         problems.append("aggregate_signature_invalid")
-    return list(dict.fromkeys(problems))  # one code once, in the order found
+    return problems

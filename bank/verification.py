@@ -21,13 +21,15 @@ from bank import bls
 from bank.hashing import (
     ENTRY_TAG,
     GENESIS_PREV_HASH,
+    RootBuilder,
     block_hash,
     compact_json_text,
+    document_leaf_hash,
     entry_bytes,
+    entry_leaf_hash,
     epoch_micros,
-    merkle_root,
 )
-from bank.models import Account, Block, BlockAttestation, JournalEntry
+from bank.models import Account, Block, BlockAttestation, JournalEntry, NotarizedDocument
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Report:
     blocks: int = 0
     accounts: int = 0
     unsealed: int = 0
+    documents: int = 0
+    unsealed_documents: int = 0
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -70,14 +74,23 @@ Progress = Callable[[int, int], None]
 
 
 def verify_ledger(*, progress: Progress | None = None, max_failures: int = 20) -> Report:
-    """Check every entry hash, Merkle root, block link, block signature, balance
-    and registered invariant. Failures come in ledger order, so the first one
+    """Check every entry hash, Merkle root (over entries and notarized documents),
+    header count, block link, block signature, balance and registered invariant. Failures come in ledger order, so the first one
     names the earliest entry or block that does not check out."""
     report = Report()
     total = JournalEntry.objects.count()
     blocks = list(
         Block.objects.order_by("height").values(
-            "pk", "height", "prev_hash", "merkle_root", "sealed_at", "entry_count", "hash", "aggregate_signature"
+            "pk",
+            "version",
+            "height",
+            "prev_hash",
+            "merkle_root",
+            "sealed_at",
+            "entry_count",
+            "document_count",
+            "hash",
+            "aggregate_signature",
         )
     )
     report.blocks = len(blocks)
@@ -89,19 +102,22 @@ def verify_ledger(*, progress: Progress | None = None, max_failures: int = 20) -
 
     _check_chain(blocks, signers, fail)
     by_pk = {b["pk"]: b for b in blocks}
-    seen_blocks = set()
+    # A block's root is built as its leaves stream past: its entries now, its
+    # documents after the entries' COPY ends (a version 2 block's leaves are
+    # its entries, then its documents). Each open tree holds O(log n) hashes.
+    trees: dict[int, RootBuilder] = {}
     done = 0
-    current_block, leaves = None, []
+    current_block, tree = None, None
     server_built = connection.vendor == "postgresql"
     sha256 = hashlib.sha256
     rebuilt = _Rebuilt()
     try:
         for entry_id, block_id, stored_hash, canonical, sums in _entries():
             if block_id != current_block:
-                if current_block is not None:
-                    _check_block_contents(by_pk[current_block], leaves, fail)
-                    seen_blocks.add(current_block)
-                current_block, leaves = block_id, []
+                current_block = block_id
+                if block_id is not None:
+                    tree = trees[block_id] = RootBuilder()
+                    version = by_pk[block_id]["version"]
             if sha256(canonical).hexdigest() != stored_hash and not (
                 server_built and sha256(rebuilt.canonical(entry_id)).hexdigest() == stored_hash
             ):
@@ -113,18 +129,18 @@ def verify_ledger(*, progress: Progress | None = None, max_failures: int = 20) -
             if block_id is None:
                 report.unsealed += 1
             else:
-                leaves.append(bytes.fromhex(stored_hash))
+                try:
+                    tree.add(entry_leaf_hash(version, bytes.fromhex(stored_hash)))
+                except ValueError:  # not 64 hex digits: reported above, and the root cannot match
+                    tree.add(b"")
             done += 1
             if progress and done % 10_000 == 0:
                 progress(done, total)
     finally:
         rebuilt.close()
-    if current_block is not None:
-        _check_block_contents(by_pk[current_block], leaves, fail)
-        seen_blocks.add(current_block)
+    documents_in = _add_documents(trees, by_pk, report, fail)
     for block in blocks:
-        if block["pk"] not in seen_blocks:
-            fail("block", block["height"], "holds no entries")
+        _check_block_contents(block, trees.get(block["pk"]), documents_in.get(block["pk"], 0), fail)
     report.entries = done
     if progress:
         progress(done, total)
@@ -155,13 +171,20 @@ def _check_chain(blocks, signers, fail) -> None:
             fail("block", height, f"height breaks the sequence (expected {expected_height})")
         if block["prev_hash"] != prev_hash:
             fail("block", height, "does not link to the previous block's hash")
-        digest = block_hash(
-            height=height,
-            prev_hash=block["prev_hash"],
-            merkle_root=block["merkle_root"],
-            sealed_at=block["sealed_at"],
-            entry_count=block["entry_count"],
-        )
+        try:
+            digest = block_hash(
+                version=block["version"],
+                document_count=block["document_count"],
+                height=height,
+                prev_hash=block["prev_hash"],
+                merkle_root=block["merkle_root"],
+                sealed_at=block["sealed_at"],
+                entry_count=block["entry_count"],
+            )
+        except ValueError:
+            fail("block", height, f"has no header of version {block['version']} with its counts")
+            prev_hash = block["hash"]
+            continue
         if digest != block["hash"]:
             fail("block", height, "header hash does not match its header")
         attesters = signers.get(block["pk"], [])
@@ -176,11 +199,43 @@ def _check_chain(blocks, signers, fail) -> None:
         prev_hash = block["hash"]
 
 
-def _check_block_contents(block, leaves, fail) -> None:
-    if len(leaves) != block["entry_count"]:
-        fail("block", block["height"], f"holds {len(leaves)} entries, header says {block['entry_count']}")
-    if merkle_root(leaves) != block["merkle_root"]:
-        fail("block", block["height"], "Merkle root does not match its entries")
+def _add_documents(trees, by_pk, report, fail) -> dict[int, int]:
+    """Add every sealed document's leaf to its block's tree, by block then id;
+    count them into the report and return how many each block holds."""
+    rows = NotarizedDocument.objects.order_by("block_id", "pk").values_list("pk", "block_id", "kind", "digest")
+    documents_in: dict[int, int] = {}
+    for document_id, block_id, kind, digest in rows.iterator(chunk_size=5000):
+        report.documents += 1
+        if block_id is None:
+            report.unsealed_documents += 1
+            continue
+        block = by_pk[block_id]
+        if block["version"] < 2:
+            fail("document", f"#{document_id}", f"is in block {block['height']}, whose header version holds none")
+            continue
+        try:
+            leaf = document_leaf_hash(kind, bytes(digest))
+        except (ValueError, UnicodeEncodeError):
+            fail("document", f"#{document_id}", "has a malformed kind or digest")
+            continue
+        trees.setdefault(block_id, RootBuilder()).add(leaf)
+        documents_in[block_id] = documents_in.get(block_id, 0) + 1
+    return documents_in
+
+
+def _check_block_contents(block, tree, documents: int, fail) -> None:
+    height = block["height"]
+    if tree is None:
+        fail("block", height, "holds no entries" if block["version"] == 1 else "holds no entries or documents")
+        return
+    entries = tree.count - documents
+    if entries != block["entry_count"]:
+        fail("block", height, f"holds {entries} entries, header says {block['entry_count']}")
+    if documents != block["document_count"]:
+        fail("block", height, f"holds {documents} documents, header says {block['document_count']}")
+    if tree.root() != block["merkle_root"]:
+        what = "its entries" if block["version"] == 1 else "its entries and documents"
+        fail("block", height, f"Merkle root does not match {what}")
 
 
 def _check_balances(fail) -> int:

@@ -27,8 +27,8 @@ REASONS = {
     "malformed_proof": "the proof lacks a field or a field has the wrong type",
     "unknown_format": "the proof's format is not one this checker knows",
     "entry_hash_mismatch": "the entry's hash does not match its canonical contents",
-    "leaf_index_out_of_range": "the leaf index is not below the block's entry count",
-    "entry_count_mismatch": "the Merkle path's length is not that of a block with this entry count",
+    "leaf_index_out_of_range": "the leaf index is not the place of a leaf of this kind in the block",
+    "entry_count_mismatch": "the Merkle path's length is not that of a block with these counts",
     "leaf_index_mismatch": "the Merkle path's sides are not those of the leaf at this index",
     "merkle_root_mismatch": "the Merkle path does not lead to the block's root",
     "header_hash_mismatch": "the block header does not hash to the block's hash",
@@ -70,9 +70,14 @@ def _header_v1(header: dict) -> bytes:
     return canonical_json({"v": 1, **{name: header[name] for name in fields}})
 
 
+def _header_v2(header: dict) -> bytes:
+    fields = ("height", "prev_hash", "merkle_root", "sealed_at_us", "entry_count", "document_count")
+    return canonical_json({"v": 2, **{name: header[name] for name in fields}})
+
+
 # Header version -> the bytes its hash covers. A header without "v" is version 1
 # (the field was added with version 2).
-HEADER_FORMATS = {1: _header_v1}
+HEADER_FORMATS = {1: _header_v1, 2: _header_v2}
 
 
 def header_version(header: dict):
@@ -86,16 +91,19 @@ def header_hash(header: dict) -> str:
 # --- Merkle tree (RFC 6962) ------------------------------------------------------------
 
 
-def merkle_leaf(leaf_hash_hex: str) -> bytes:
-    return hashlib.sha256(b"\x00" + bytes.fromhex(leaf_hash_hex)).digest()
+def merkle_leaf(leaf_hash_hex: str, version: int = 1) -> bytes:
+    """An entry's leaf: version 1 hashes the entry hash alone; version 2 tags it, so
+    that no entry can pass for a notarized document (docs/PROOFS.md)."""
+    tag = b"" if version == 1 else b"bkrw-leaf/entry\x00"
+    return hashlib.sha256(b"\x00" + tag + bytes.fromhex(leaf_hash_hex)).digest()
 
 
 def merkle_node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def root_from_path(leaf_hash_hex: str, path: list) -> str:
-    node = merkle_leaf(leaf_hash_hex)
+def root_from_path(leaf_hash_hex: str, path: list, version: int = 1) -> str:
+    node = merkle_leaf(leaf_hash_hex, version)
     for step in path:
         sibling = bytes.fromhex(step["hash"])
         node = merkle_node(sibling, node) if step["side"] == "left" else merkle_node(node, sibling)
@@ -148,6 +156,7 @@ def _header_well_formed(header) -> bool:
     try:
         return (
             all(_is_int(header[n]) for n in ("height", "sealed_at_us", "entry_count"))
+            and _is_int(header.get("document_count", 0))
             and all(_is_hex64(header[n]) for n in ("prev_hash", "merkle_root", "hash"))
             and isinstance(header["aggregate_signature"], str)
             and isinstance(header["signers"], list)
@@ -226,16 +235,16 @@ def entry_proof_problems(proof, keys: list, quorum: int) -> list:
         leaf_hash = proof[kind["leaf"]]["hash"]
     except (_Malformed, KeyError, TypeError, AttributeError):
         return ["malformed_proof"]
-    count = block[kind["count"]]
+    count = block[kind["count"]]  # entries come first among a block's leaves
     if not 0 <= index < count:
         problems.append("leaf_index_out_of_range")
     else:
-        sides = expected_path_sides(index, count)
+        sides = expected_path_sides(index, count + block.get("document_count", 0))
         if len(sides) != len(path):
             problems.append("entry_count_mismatch")
         elif sides != [step["side"] for step in path]:
             problems.append("leaf_index_mismatch")
-    if root_from_path(leaf_hash, path) != block["merkle_root"]:
+    if root_from_path(leaf_hash, path, header_version(block)) != block["merkle_root"]:
         problems.append("merkle_root_mismatch")
     proven, key_problems = proven_keys(keys)
     problems += header_problems(block) + key_problems + signature_problems(block, proven, quorum)

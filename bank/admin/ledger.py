@@ -156,7 +156,7 @@ class AttestationInline(ReadOnlyInline):
 
 @admin.register(Block)
 class BlockAdmin(ReadOnlyAdmin):
-    list_display = ["height", "entry_count", "sealed_at", "hash", "merkle_root"]
+    list_display = ["height", "version", "entry_count", "document_count", "sealed_at", "hash", "merkle_root"]
     inlines = [AttestationInline]
 
 

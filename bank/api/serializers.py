@@ -19,12 +19,14 @@ class BlockSerializer(serializers.ModelSerializer):
     class Meta:
         model = Block
         fields = [
+            "version",
             "height",
             "prev_hash",
             "merkle_root",
             "sealed_at",
             "sealed_at_us",
             "entry_count",
+            "document_count",
             "hash",
             "aggregate_signature",
             "signers",

@@ -33,6 +33,7 @@ from bank.services.identity import (
     stored_response_or_consume_nonce,
 )
 from bank.services.lockouts import lift_login_lockout
+from bank.services.notary import notarize
 from bank.services.posting import (
     EntryRequest,
     deferred_balances,
@@ -86,6 +87,7 @@ __all__ = [
     "deferred_balances",
     "lock_account_rows",
     "lock_accounts",
+    "notarize",
     "open_account",
     "open_party",
     "place_hold",

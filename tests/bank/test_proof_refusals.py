@@ -9,10 +9,10 @@ import copy
 import pytest
 
 from bank import bls, services
-from bank.hashing import EPOCH, GENESIS_PREV_HASH, ONE_MICROSECOND, block_hash
+from bank.hashing import GENESIS_PREV_HASH
 from bank.models import BlockAttestation, JournalEntry
 from bank.proofs import REASONS, build_inclusion_proof, check_inclusion_proof, expected_path_sides
-from tests.bank.test_sealing_and_proofs import post_transfers, trusted_keys
+from tests.support.proofs import post_transfers, rehash, resign, trusted_keys
 
 
 @pytest.fixture
@@ -21,26 +21,6 @@ def proof(validators) -> dict:
     entries = post_transfers(4)
     services.seal_pending_entries()
     return build_inclusion_proof(JournalEntry.objects.get(pk=entries[1].pk))
-
-
-def rehash(header: dict) -> None:
-    header["hash"] = block_hash(
-        height=header["height"],
-        prev_hash=header["prev_hash"],
-        merkle_root=header["merkle_root"],
-        sealed_at=EPOCH + header["sealed_at_us"] * ONE_MICROSECOND,
-        entry_count=header["entry_count"],
-    )
-
-
-def resign(header: dict, validator_key_material) -> None:
-    """Sign the header again with every validator's secret key: what a consortium
-    that wanted a forged header to pass would do."""
-    _, material = validator_key_material
-    header["aggregate_signature"] = bls.aggregate(
-        [bls.sign(secret, bytes.fromhex(header["hash"])) for _, secret, _, _ in material]
-    ).hex()
-    header["signers"] = [public.hex() for _, _, public, _ in material]
 
 
 def test_the_untouched_proof_holds(validators, proof):

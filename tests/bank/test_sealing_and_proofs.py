@@ -11,30 +11,26 @@ from django.db import connection, transaction
 
 from bank import bls, services
 from bank.errors import BankError
-from bank.hashing import EPOCH, GENESIS_PREV_HASH, ONE_MICROSECOND, block_hash, merkle_path, merkle_root, root_from_path
+from bank.hashing import (
+    GENESIS_PREV_HASH,
+    block_hash,
+    block_leaf_hashes,
+    header_from_proof,
+    merkle_path,
+    merkle_root,
+    root_from_path,
+    root_of_leaves,
+)
 from bank.models import Block, BlockAttestation, JournalEntry
 from bank.proofs import build_inclusion_proof, check_inclusion_proof
 from bank.services.consortium import signing_keys
 from bank.verification import verify_ledger
 from tests.factories import AccountFactory, funded_account
-
-
-def post_transfers(count: int) -> list[JournalEntry]:
-    payer = funded_account(100_000)
-    payee = AccountFactory()
-    return [
-        services.post_entry(lines=[(payer, -(i + 1)), (payee, i + 1)], kind="transfer", reference=f"t-{i}")
-        for i in range(count)
-    ]
+from tests.support.proofs import post_transfers, trusted_keys
 
 
 def entry_ids_of(block: Block) -> list[int]:
     return list(JournalEntry.objects.filter(block=block).order_by("pk").values_list("pk", flat=True))
-
-
-def trusted_keys(validators) -> list[dict]:
-    """The validators' keys as they are published: each with its proof of possession."""
-    return [{"public_key": v.public_key, "proof_of_possession": v.proof_of_possession} for v in validators]
 
 
 # --- sealing --------------------------------------------------------------------------------
@@ -49,8 +45,10 @@ def test_sealing_puts_every_pending_entry_in_id_order_into_one_signed_block(vali
     # then
     assert (block.height, block.prev_hash, block.entry_count) == (0, GENESIS_PREV_HASH, len(pending))
     assert entry_ids_of(block) == [pk for pk, _ in pending]
-    assert block.merkle_root == merkle_root([bytes.fromhex(h) for _, h in pending])
+    assert block.version == 2
+    assert block.merkle_root == root_of_leaves(block_leaf_hashes(2, [bytes.fromhex(h) for _, h in pending]))
     assert block.hash == block_hash(
+        version=2,
         height=0,
         prev_hash=GENESIS_PREV_HASH,
         merkle_root=block.merkle_root,
@@ -268,13 +266,7 @@ def test_inclusion_proof_with_a_changed_block_header_is_refused(validators, proo
     tampered = copy.deepcopy(proof)
     header = tampered["block"]
     header["entry_count"] += 1
-    header["hash"] = block_hash(
-        height=header["height"],
-        prev_hash=header["prev_hash"],
-        merkle_root=header["merkle_root"],
-        sealed_at=EPOCH + header["sealed_at_us"] * ONE_MICROSECOND,
-        entry_count=header["entry_count"],
-    )
+    header["hash"] = block_hash(**header_from_proof(header))
     # when
     problems = check_inclusion_proof(tampered, trusted_keys(validators), quorum=3)
     # then

@@ -17,8 +17,7 @@ from django.core.management import call_command
 from bank import bls, proofs, services
 from bank.hashing import GENESIS_PREV_HASH
 from bank.proofs import check_inclusion_proof
-from tests.bank.test_proof_refusals import rehash, resign
-from tests.bank.test_sealing_and_proofs import post_transfers
+from tests.support.proofs import post_transfers, rehash, resign
 
 VERIFIER = Path(__file__).resolve().parents[2] / "tools" / "bkrw_verify.py"
 

@@ -14,9 +14,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bank.errors import BankError
-from bank.hashing import epoch_micros
 from bank.models import Block, BlockAttestation, JournalEntry, ValidatorKey
-from bank.proofs import build_inclusion_proof
+from bank.proofs import build_inclusion_proof, published_header
 
 KEYS_FORMAT = "bkrw-validator-keys/1"
 HEADERS_FORMAT = "bkrw-headers/1"
@@ -35,17 +34,7 @@ def exported_headers() -> dict:
     for block_id, public_key in attestations.iterator():
         signers.setdefault(block_id, []).append(public_key)
     headers = [
-        {
-            "height": block.height,
-            "prev_hash": block.prev_hash,
-            "merkle_root": block.merkle_root,
-            "sealed_at_us": epoch_micros(block.sealed_at),
-            "entry_count": block.entry_count,
-            "hash": block.hash,
-            "aggregate_signature": block.aggregate_signature,
-            "signers": signers.get(block.pk, []),
-        }
-        for block in Block.objects.order_by("height").iterator()
+        published_header(block, signers.get(block.pk, [])) for block in Block.objects.order_by("height").iterator()
     ]
     return {"format": HEADERS_FORMAT, "headers": headers}
 

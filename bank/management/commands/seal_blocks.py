@@ -7,7 +7,7 @@ from bank.services import seal_pending_entries
 
 
 class Command(BaseCommand):
-    help = "Seal all committed, unsealed journal entries into signed blocks."
+    help = "Seal all committed, unsealed journal entries and notarized documents into signed blocks."
 
     def handle(self, *args, **options):
         try:
@@ -17,4 +17,7 @@ class Command(BaseCommand):
         if not blocks:
             self.stdout.write("Nothing to seal.")
         for block in blocks:
-            self.stdout.write(f"Sealed block {block.height}: {block.entry_count} entries, hash {block.hash}")
+            self.stdout.write(
+                f"Sealed block {block.height}: {block.entry_count} entries and {block.document_count} documents, "
+                f"hash {block.hash}"
+            )

@@ -27,8 +27,9 @@ class Command(BaseCommand):
         if bar is not None:
             bar.close()
         summary = (
-            f"{report.entries} entries ({report.unsealed} not yet sealed), {report.blocks} blocks, "
-            f"{report.accounts} accounts"
+            f"{report.entries} entries ({report.unsealed} not yet sealed), "
+            f"{report.documents} notarized documents ({report.unsealed_documents} not yet sealed), "
+            f"{report.blocks} blocks, {report.accounts} accounts"
         )
         if not report.ok:
             for failure in report.failures:
