@@ -10,8 +10,8 @@ import pytest
 from bank import services
 from bank.models import Block, JournalEntry, NotarizedDocument
 from bank.verification import verify_ledger
-from tests.bank.test_concurrency import race
 from tests.factories import AccountFactory, funded_account
+from tests.support.threads import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
