@@ -57,6 +57,18 @@ def _make_past_due(hold: WalletHold) -> None:
     Hold.objects.filter(wallet_hold_lot__hold=hold).update(expires_at=past)
 
 
+def _limits_of_5_000_a_payment_and_8_000_a_day() -> None:
+    WalletLimitRule.objects.create(
+        effective_from=date(2020, 1, 1),
+        named_max_balance=2_000_000,
+        anonymous_max_balance=500_000,
+        per_payment_limit=5_000,
+        daily_payment_limit=8_000,
+        redeem_min_used_percent=60,
+        plain_lot_valid_days=1825,
+    )
+
+
 def _pauser():
     return grant_role(staff("incident-desk"), "pauser")
 
@@ -141,15 +153,7 @@ def test_authorisation_checks_what_a_payment_checks():
 
 
 def test_the_per_payment_limit_applies_at_authorisation_and_open_holds_count_against_the_day():
-    WalletLimitRule.objects.create(
-        effective_from=date(2020, 1, 1),
-        named_max_balance=2_000_000,
-        anonymous_max_balance=500_000,
-        per_payment_limit=5_000,
-        daily_payment_limit=8_000,
-        redeem_min_used_percent=60,
-        plain_lot_valid_days=1825,
-    )
+    _limits_of_5_000_a_payment_and_8_000_a_day()
     wallet, shop = wallet_with_tokens(20_000), merchant()
     with pytest.raises(errors.OverPaymentLimit):
         _authorize(wallet, shop, 5_001)
@@ -166,15 +170,7 @@ def test_the_per_payment_limit_applies_at_authorisation_and_open_holds_count_aga
 @pytest.mark.parametrize("capture", [False, True], ids=["open", "captured"])
 def test_a_payment_counts_the_days_open_holds_against_its_daily_limit(capture):
     # given a daily limit of 8,000 won and a hold of 5,000 authorised today
-    WalletLimitRule.objects.create(
-        effective_from=date(2020, 1, 1),
-        named_max_balance=2_000_000,
-        anonymous_max_balance=500_000,
-        per_payment_limit=5_000,
-        daily_payment_limit=8_000,
-        redeem_min_used_percent=60,
-        plain_lot_valid_days=1825,
-    )
+    _limits_of_5_000_a_payment_and_8_000_a_day()
     wallet, shop = wallet_with_tokens(20_000), merchant()
     hold = _authorize(wallet, shop, 5_000)
     if capture:  # open or captured, the 5,000 won are committed today exactly once
