@@ -27,6 +27,7 @@ from bank.services.consortium import signing_keys
 from bank.verification import verify_ledger
 from tests.factories import AccountFactory, funded_account
 from tests.support.ledger import raw_sql
+from tests.support.proofs import trusted_keys
 
 
 def sha(text: str) -> bytes:
@@ -40,10 +41,6 @@ def transfers(count: int) -> list[JournalEntry]:
 
 def notarize(name: str, kind: str = "coldchain.event") -> NotarizedDocument:
     return services.notarize(digest=sha(name), kind=kind, reference=f"ref-{name}")
-
-
-def trusted(validators) -> set[str]:
-    return {v.public_key for v in validators}
 
 
 # --- leaf hashes ----------------------------------------------------------------------------
@@ -172,7 +169,7 @@ def test_a_version_1_block_keeps_verifying_and_proving_beside_version_2_blocks(v
     first = JournalEntry.objects.filter(block=old).order_by("pk").first()
     for entry in (first, JournalEntry.objects.get(pk=late.pk)):
         proof = build_inclusion_proof(entry)
-        assert check_inclusion_proof(proof, trusted(validators), quorum=3) == []
+        assert check_inclusion_proof(proof, trusted_keys(validators), quorum=3) == []
     assert build_inclusion_proof(first)["block"]["v"] == 1
     assert "document_count" not in build_inclusion_proof(first)["block"]
 
@@ -196,12 +193,12 @@ def test_a_document_proof_verifies_with_only_the_trusted_keys(validators, sealed
         proof = build_document_proof(document)
         assert proof["document"] == {"kind": document.kind, "digest": bytes(document.digest).hex()}
         assert "reference" not in json.dumps(proof)
-        assert check_document_proof(proof, trusted(validators), quorum=3) == []
+        assert check_document_proof(proof, trusted_keys(validators), quorum=3) == []
 
 
 def test_an_entry_proof_in_a_block_with_documents_verifies(validators, sealed):
     for entry in sealed["entries"]:
-        assert check_inclusion_proof(build_inclusion_proof(entry), trusted(validators), quorum=3) == []
+        assert check_inclusion_proof(build_inclusion_proof(entry), trusted_keys(validators), quorum=3) == []
 
 
 def test_a_document_proof_for_another_digest_or_kind_is_refused(validators, sealed):
@@ -211,9 +208,7 @@ def test_a_document_proof_for_another_digest_or_kind_is_refused(validators, seal
     other_kind = copy.deepcopy(proof)
     other_kind["document"]["kind"] = "coldchain.event"
     for tampered in (other_digest, other_kind):
-        assert check_document_proof(tampered, trusted(validators), quorum=3) == [
-            "the Merkle path does not lead to the block's root"
-        ]
+        assert check_document_proof(tampered, trusted_keys(validators), quorum=3) == ["merkle_root_mismatch"]
 
 
 def test_an_entry_leaf_cannot_be_proven_as_a_document(validators, sealed):
@@ -227,32 +222,29 @@ def test_an_entry_leaf_cannot_be_proven_as_a_document(validators, sealed):
         "block": entry_proof["block"],
     }
     # when
-    problems = check_document_proof(forged, trusted(validators), quorum=3)
+    problems = check_document_proof(forged, trusted_keys(validators), quorum=3)
     # then
-    assert "the Merkle path does not lead to the block's root" in problems
+    assert "merkle_root_mismatch" in problems
 
 
 def test_a_document_proof_with_a_wrong_leaf_index_or_header_or_signers_is_refused(validators, sealed):
     proof = build_document_proof(sealed["documents"][0])
-    keys = trusted(validators)
+    keys = trusted_keys(validators)
     at_entry = copy.deepcopy(proof)
     at_entry["leaf_index"] = 0
-    assert check_document_proof(at_entry, keys, 3) == ["the leaf index is not a document's place in the block"]
+    assert check_document_proof(at_entry, keys, 3) == ["leaf_index_out_of_range"]
     sibling = copy.deepcopy(proof)
-    sibling["leaf_index"] += 1
-    assert check_document_proof(sibling, keys, 3) == ["the Merkle path's sides do not match the leaf index"]
+    sibling["leaf_index"] += 1  # the next leaf sits at another depth of this tree: its path is shorter
+    assert check_document_proof(sibling, keys, 3) == ["entry_count_mismatch"]
     recount = copy.deepcopy(proof)
     recount["block"]["document_count"] += 1
     recount["block"]["hash"] = block_hash(**header_from_proof(recount["block"]))
-    assert check_document_proof(recount, keys, 3) == ["the validators' aggregate signature does not verify"]
+    assert check_document_proof(recount, keys, 3) == ["aggregate_signature_invalid"]
     one_signer_thrice = copy.deepcopy(proof)
     one_signer_thrice["block"]["signers"] = [proof["block"]["signers"][0]] * 3
     problems = check_document_proof(one_signer_thrice, keys, 3)
-    assert "a validator is listed more than once among the signers" in problems
-    assert "only 1 trusted validators signed; 3 are needed" in problems
-    assert check_document_proof({**proof, "format": "bkrw-document-proof/9"}, keys, 3) == [
-        "unknown proof format 'bkrw-document-proof/9'"
-    ]
+    assert "duplicate_signer" in problems and "quorum_not_met" in problems
+    assert check_document_proof({**proof, "format": "bkrw-document-proof/9"}, keys, 3) == ["unknown_format"]
 
 
 def test_document_proof_command_prints_the_proof_by_digest_and_kind(validators, sealed):
